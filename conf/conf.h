@@ -1,0 +1,188 @@
+/* conf: the settings of s3imgfs, read once into one immutable `struct config`.
+ *
+ * Where settings come from (docs/config.md is the user's reference):
+ *   - an INI file: an explicit path, else $XDG_CONFIG_HOME/s3imgfs/config.ini, else
+ *     ~/.config/s3imgfs/config.ini (a missing default file means "all defaults");
+ *   - overrides "section.key=value" (mount options -o), applied after the file;
+ *   - the AWS environment variables and shared files (~/.aws/credentials, ~/.aws/config) for
+ *     the region, endpoint, profile, CA bundle and credentials, in the order the AWS SDKs use,
+ *     with the INI file and overrides winning over them (like an SDK's explicit client config).
+ * No other module reads files or the environment for settings.
+ *
+ * Conventions:
+ *   - conf_load returns a heap `struct config` that owns every string and array in it; it is
+ *     read-only after load (share it between threads freely) and released with conf_free.
+ *   - Strings are never NULL: "" means "not set".
+ *   - Errors are returned as values in a `struct s3_error` (code "InvalidConfig",
+ *     "NoCredentials", "LocalIOError" or "OutOfMemory"); the message names the file and line
+ *     (or environment variable, or option), the key, the value and what is expected, e.g.
+ *     "config.ini:12: [resize] quality = 120: expected an integer from 1 to 100".
+ *     Secrets are never part of a message.
+ */
+#ifndef S3IMGFS_CONF_H
+#define S3IMGFS_CONF_H
+
+#include "s3client.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* The configuration                                                                            */
+
+enum conf_sse { CONF_SSE_NONE, CONF_SSE_AES256, CONF_SSE_KMS };
+enum conf_resize_mode { CONF_RESIZE_LOCAL, CONF_RESIZE_LAMBDA, CONF_RESIZE_OFF };
+enum conf_format {
+    CONF_FORMAT_AUTO, /* keep the source's format where the encoder can write it */
+    CONF_FORMAT_JPEG,
+    CONF_FORMAT_WEBP,
+    CONF_FORMAT_AVIF,
+    CONF_FORMAT_PNG
+};
+enum conf_fit {
+    CONF_FIT_INSIDE, /* "fit": scale to fit inside the box, keep the aspect ratio */
+    CONF_FIT_COVER   /* "cover": scale to cover the box, then crop to it */
+};
+enum conf_crop { CONF_CROP_CENTRE, CONF_CROP_ATTENTION, CONF_CROP_ENTROPY };
+enum conf_log_level { CONF_LOG_ERROR, CONF_LOG_WARN, CONF_LOG_INFO, CONF_LOG_DEBUG };
+
+#define CONF_MAX_SIZES     32
+#define CONF_MAX_DIMENSION 16384
+
+/* One output size of [resize] sizes: "name:WxH[:fit|cover[:attention|entropy|centre]]
+ * [:FORMAT][:qQ]". */
+struct conf_size {
+    char name[33];       /* [a-z0-9_-]{1,32}, unique */
+    unsigned width;      /* 1..16384, or 0 = unbounded ("x480") */
+    unsigned height;     /* 1..16384, or 0 = unbounded ("640x") */
+    enum conf_fit fit;   /* cover always has both width and height */
+    enum conf_crop crop; /* where cover crops; CONF_CROP_CENTRE unless given */
+    enum conf_format format;
+    unsigned quality; /* 1..100 */
+    bool format_set;  /* the entry named a format (else `format` is [resize] format) */
+    bool quality_set; /* the entry named a quality (else `quality` is [resize] quality) */
+};
+
+struct conf_rgb {
+    uint8_t r, g, b;
+};
+
+struct conf_credentials; /* the credentials provider (see conf_credentials_provider) */
+struct conf_private;
+
+struct config {
+    struct {
+        const char *endpoint; /* effective "http(s)://host[:port]"; the AWS regional endpoint
+                                 "https://s3.<region>.amazonaws.com" when none is configured */
+        const char *region;
+        bool path_style;
+        const char *source_bucket;      /* "" = not configured */
+        const char *source_prefix;      /* "" or "a/b/": no leading '/', ends with '/' */
+        const char *destination_bucket; /* "" = not configured */
+        const char *destination_prefix; /* like source_prefix */
+        const char *profile;            /* AWS profile used for the shared files */
+        enum conf_sse sse;
+        const char *sse_kms_key_id; /* "" = the account's default key (only with aws:kms) */
+        const char *ca_file;        /* absolute path of a readable PEM file; "" = system store */
+    } s3;
+    struct {
+        enum conf_resize_mode mode;
+        const struct conf_size *sizes; /* 1..CONF_MAX_SIZES, format and quality resolved */
+        size_t size_count;
+        enum conf_format format;
+        unsigned quality;           /* 1..100 */
+        const char *key_template;   /* has {size} and one of {key}, {name}, {base} */
+        uint64_t max_pixels;        /* largest input image accepted, in pixels */
+        unsigned max_file_mb;       /* largest input file accepted, in MiB */
+        struct conf_rgb background; /* alpha is flattened onto this for JPEG output */
+    } resize;
+    struct {
+        enum conf_log_level level;
+    } log;
+
+    /* The credentials provider: pass conf_credentials_provider as
+     * s3client_options.credentials and this as credentials_ctx. Owned by the config. */
+    struct conf_credentials *credentials;
+
+    struct conf_private *priv; /* where each value came from; internal */
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Loading                                                                                      */
+
+/* Looks up an environment variable; returns NULL when it is not set. */
+typedef const char *(*conf_getenv_fn)(void *ctx, const char *name);
+
+struct conf_options {
+    /* The INI file. NULL: the default location, where a missing file is fine. */
+    const char *path;
+    /* "section.key=value" settings applied after the file, with the same validation.
+     * Credentials are refused here (command lines are visible to every user). */
+    const char *const *overrides;
+    size_t override_count;
+    /* How errors name an override: "<override_origin> section.key". NULL = "option -o". */
+    const char *override_origin;
+    /* The environment. NULL = getenv(3). Empty values count as not set. */
+    conf_getenv_fn getenv;
+    void *getenv_ctx;
+    /* Home directory for ~/.config and ~/.aws. NULL = $HOME, else the user's passwd entry. */
+    const char *home;
+};
+
+/* Reads, validates and resolves everything. Returns NULL (and fills err) on any bad value,
+ * unreadable file or when no credentials are found; never exits. `opts` may be NULL. */
+struct config *conf_load(const struct conf_options *opts, struct s3_error *err);
+void conf_free(struct config *cfg);
+
+/* An aws_credentials_fn; ctx = cfg->credentials. Thread-safe. When the credentials came from a
+ * file (the INI file or an AWS shared file) it checks the file on every call and re-reads it
+ * when it changed (mtime, size, inode), so rotated keys are used without a restart; while a
+ * changed file cannot be read or holds no valid credentials the previous ones stay in use. */
+int conf_credentials_provider(void *ctx, struct aws_credentials *out, struct s3_error *err);
+
+/* Prints the effective configuration as INI, each value followed by where it came from
+ * ("; /path/config.ini:12", "; env AWS_REGION", "; /home/u/.aws/config:3 [profile x]",
+ * "; option -o s3.region", "; default"). Secrets are masked. */
+void conf_dump(const struct config *cfg, FILE *out);
+
+/* Where the value of section.key came from, as in conf_dump; NULL for an unknown key. */
+const char *conf_origin(const struct config *cfg, const char *section, const char *key);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Introspection and names                                                                      */
+
+#define CONF_KEY_SECRET 1u /* never printed; only in files not readable by group or others */
+
+/* One row of the key table that drives parsing, defaults, conf_dump and the documentation. */
+struct conf_key_info {
+    const char *section;
+    const char *key;
+    const char *default_value; /* as it would be written in the file */
+    const char *doc;           /* one line */
+    const char *env[3];        /* environment variables consulted, in order (NULL-padded) */
+    const char *profile_key;   /* key read from the AWS profile in ~/.aws/config, or NULL */
+    unsigned flags;
+};
+
+/* The i-th key of the table, or NULL past the end. */
+const struct conf_key_info *conf_key_at(size_t i);
+/* The sections, in order ("s3", "resize", "notify", "gateway", "log"), NULL past the end. */
+const char *conf_section_at(size_t i);
+
+const char *conf_format_name(enum conf_format format); /* "auto", "jpeg", ... */
+const char *conf_fit_name(enum conf_fit fit);          /* "fit", "cover" */
+const char *conf_crop_name(enum conf_crop crop);       /* "centre", "attention", "entropy" */
+const char *conf_sse_name(enum conf_sse sse);          /* "none", "AES256", "aws:kms" */
+const char *conf_log_level_name(enum conf_log_level level);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

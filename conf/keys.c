@@ -1,0 +1,638 @@
+/* The key table: one row per setting drives parsing, defaults, the environment and AWS profile
+ * fallbacks, conf_dump and (through conf_key_at) the documentation check. Adding a key is
+ * adding a field to struct config and a row here (plus a parser if no existing one fits). */
+#include "conf_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FIELD    ((char *)L->cfg + r->offset)
+#define WHY(...) (snprintf(why, whylen, __VA_ARGS__), -1)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Value types                                                                                  */
+
+static int set_string(struct conf_loader *L, const struct conf_row *r, const char *v, size_t n)
+{
+    char *copy = conf_strndup(v, n);
+    if (!copy)
+        return -2;
+    const char **field = (const char **)FIELD;
+    free((char *)*field);
+    *field = copy;
+    return 0;
+}
+
+static void fmt_string(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    fputs(*(const char *const *)((const char *)cfg + r->offset), out);
+}
+
+static int parse_bool(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                      size_t whylen)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (conf_str_ieq(v, yes[i]) || conf_str_ieq(v, no[i])) {
+            *(bool *)FIELD = conf_str_ieq(v, yes[i]);
+            return 0;
+        }
+    }
+    return WHY("expected true or false (or yes/no, on/off, 1/0)");
+}
+
+static void fmt_bool(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    fputs(*(const bool *)((const char *)cfg + r->offset) ? "true" : "false", out);
+}
+
+_Static_assert(sizeof(enum conf_sse) == sizeof(int) && sizeof(enum conf_format) == sizeof(int) &&
+                   sizeof(enum conf_resize_mode) == sizeof(int) &&
+                   sizeof(enum conf_log_level) == sizeof(int),
+               "enum fields are written as int");
+
+/* arg: NULL-terminated names; the field is an enum whose values are the indexes. */
+static int parse_enum(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                      size_t whylen)
+{
+    const char *const *names = r->arg;
+    for (int i = 0; names[i]; i++) {
+        if (conf_str_ieq(v, names[i])) {
+            *(int *)FIELD = i;
+            return 0;
+        }
+    }
+    size_t off = (size_t)snprintf(why, whylen, "expected one of ");
+    for (int i = 0; names[i] && off < whylen; i++)
+        off += (size_t)snprintf(why + off, whylen - off, "%s%s", i ? ", " : "", names[i]);
+    return -1;
+}
+
+static void fmt_enum(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    const char *const *names = r->arg;
+    fputs(names[*(const int *)((const char *)cfg + r->offset)], out);
+}
+
+/* Digits only; false on anything else or overflow. */
+static bool parse_digits(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]) || v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+struct range {
+    unsigned min, max;
+};
+
+static int parse_uint(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                      size_t whylen)
+{
+    const struct range *rg = r->arg;
+    uint64_t n;
+    if (!parse_digits(v, strlen(v), &n) || n < rg->min || n > rg->max)
+        return WHY("expected an integer from %u to %u", rg->min, rg->max);
+    *(unsigned *)FIELD = (unsigned)n;
+    return 0;
+}
+
+static void fmt_uint(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    fprintf(out, "%u", *(const unsigned *)((const char *)cfg + r->offset));
+}
+
+#define MAX_PIXELS_M 1000000u /* 10^12 pixels */
+
+static int parse_pixels(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                        size_t whylen)
+{
+    size_t n = strlen(v);
+    uint64_t mult = 1, px;
+    if (n > 0 && (v[n - 1] == 'M' || v[n - 1] == 'm')) {
+        mult = 1000000;
+        n--;
+    }
+    if (!parse_digits(v, n, &px) || px == 0 || px > (uint64_t)MAX_PIXELS_M * 1000000 / mult)
+        return WHY("expected a number of pixels from 1 to %uM, such as 100000000 or 100M "
+                   "(M = million)",
+                   MAX_PIXELS_M);
+    *(uint64_t *)FIELD = px * mult;
+    return 0;
+}
+
+static void fmt_u64(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    fprintf(out, "%" PRIu64, *(const uint64_t *)((const char *)cfg + r->offset));
+}
+
+static int parse_rgb(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                     size_t whylen)
+{
+    if (strlen(v) != 7 || v[0] != '#')
+        return WHY("expected a colour as #rrggbb, such as #ffffff");
+    unsigned rgb[3];
+    for (int i = 0; i < 3; i++) {
+        char hex[3] = {v[1 + 2 * i], v[2 + 2 * i], 0};
+        if (!isxdigit((unsigned char)hex[0]) || !isxdigit((unsigned char)hex[1]))
+            return WHY("expected a colour as #rrggbb, such as #ffffff");
+        rgb[i] = (unsigned)strtoul(hex, NULL, 16);
+    }
+    struct conf_rgb *c = (struct conf_rgb *)FIELD;
+    c->r = (uint8_t)rgb[0];
+    c->g = (uint8_t)rgb[1];
+    c->b = (uint8_t)rgb[2];
+    return 0;
+}
+
+static void fmt_rgb(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    const struct conf_rgb *c = (const struct conf_rgb *)((const char *)cfg + r->offset);
+    fprintf(out, "#%02x%02x%02x", c->r, c->g, c->b);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* [s3]                                                                                         */
+
+static int parse_endpoint(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                          size_t whylen)
+{
+    static const char expected[] = "expected http://host[:port] or https://host[:port] with no "
+                                   "path, such as https://minio.example.com:9000";
+    const char *p;
+    if (!*v)
+        return set_string(L, r, "", 0); /* the AWS regional endpoint */
+    if (strncmp(v, "https://", 8) == 0)
+        p = v + 8;
+    else if (strncmp(v, "http://", 7) == 0)
+        p = v + 7;
+    else
+        return WHY("%s", expected);
+    const char *host = p;
+    if (*p == '[') { /* IPv6 literal */
+        p++;
+        while (isxdigit((unsigned char)*p) || *p == ':' || *p == '.')
+            p++;
+        if (*p != ']' || p == host + 1)
+            return WHY("%s", expected);
+        p++;
+    } else {
+        while (isalnum((unsigned char)*p) || *p == '.' || *p == '-')
+            p++;
+        if (p == host || *host == '.' || *host == '-')
+            return WHY("%s", expected);
+    }
+    if (*p == ':') {
+        const char *port = ++p;
+        while (isdigit((unsigned char)*p))
+            p++;
+        uint64_t n;
+        if (!parse_digits(port, (size_t)(p - port), &n) || n < 1 || n > 65535)
+            return WHY("%s", expected);
+    }
+    size_t len = (size_t)(p - v);
+    if (p[0] == '/' && p[1] == '\0')
+        p++; /* a trailing '/' is no path */
+    if (*p)
+        return WHY("%s", expected);
+    return set_string(L, r, v, len);
+}
+
+static int parse_region(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                        size_t whylen)
+{
+    size_t n = strlen(v);
+    bool ok = n >= 1 && n <= 63;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)v[i]) || v[i] == '-' || v[i] == '_';
+    if (!ok)
+        return WHY("expected a region name such as eu-west-1 (1 to 63 letters, digits, '-' "
+                   "or '_')");
+    return set_string(L, r, v, n);
+}
+
+static bool looks_like_ipv4(const char *v)
+{
+    int dots = 0;
+    for (const char *p = v; *p; p++) {
+        if (*p == '.')
+            dots++;
+        else if (!isdigit((unsigned char)*p))
+            return false;
+    }
+    return dots == 3;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int parse_bucket(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                        size_t whylen)
+{
+    size_t n = strlen(v);
+    if (n == 0)
+        return set_string(L, r, v, 0);
+    if (n < 3 || n > 63)
+        return WHY("expected a bucket name of 3 to 63 characters");
+    for (size_t i = 0; i < n; i++)
+        if (!islower((unsigned char)v[i]) && !isdigit((unsigned char)v[i]) && v[i] != '.' &&
+            v[i] != '-')
+            return WHY("a bucket name may only hold lowercase letters, digits, '.' and '-'");
+    if (!isalnum((unsigned char)v[0]) || !isalnum((unsigned char)v[n - 1]))
+        return WHY("a bucket name must begin and end with a letter or digit");
+    if (strstr(v, ".."))
+        return WHY("a bucket name must not contain '..'");
+    if (looks_like_ipv4(v))
+        return WHY("a bucket name must not look like an IP address");
+    if (strncmp(v, "xn--", 4) == 0 || strncmp(v, "sthree-", 7) == 0 || ends_with(v, "-s3alias") ||
+        ends_with(v, "--ol-s3"))
+        return WHY("bucket names beginning with xn-- or sthree- or ending with -s3alias or "
+                   "--ol-s3 are reserved by S3");
+    return set_string(L, r, v, n);
+}
+
+/* "", or "a/b/": leading '/' removed, a trailing '/' added; no empty, "." or ".." segment. */
+static int parse_prefix(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                        size_t whylen)
+{
+    while (*v == '/')
+        v++;
+    size_t n = strlen(v);
+    if (n > 0 && v[n - 1] == '/')
+        n--;
+    if (n == 0)
+        return set_string(L, r, "", 0);
+    if (n > 1000)
+        return WHY("expected a prefix of at most 1000 bytes");
+    const char *seg = v;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || v[i] == '/') {
+            size_t len = (size_t)(v + i - seg);
+            if (len == 0 || (len == 1 && seg[0] == '.') ||
+                (len == 2 && seg[0] == '.' && seg[1] == '.'))
+                return WHY("a prefix must not contain empty, '.' or '..' segments (such as "
+                           "a//b or a/../b)");
+            seg = v + i + 1;
+        }
+    }
+    char *norm = conf_asprintf("%.*s/", (int)n, v);
+    if (!norm)
+        return -2;
+    int rc = set_string(L, r, norm, n + 1);
+    free(norm);
+    return rc;
+}
+
+static int parse_profile(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                         size_t whylen)
+{
+    size_t n = strlen(v);
+    bool ok = n >= 1 && n <= 128;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = !isspace((unsigned char)v[i]) && v[i] != '[' && v[i] != ']';
+    if (!ok)
+        return WHY("expected a profile name (1 to 128 characters, no spaces or brackets)");
+    return set_string(L, r, v, n);
+}
+
+static int parse_kms_key(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                         size_t whylen)
+{
+    size_t n = strlen(v);
+    for (size_t i = 0; i < n; i++)
+        if (isspace((unsigned char)v[i]))
+            return WHY("expected a KMS key id, alias or ARN (no spaces)");
+    if (n > 2048)
+        return WHY("expected a KMS key id, alias or ARN of at most 2048 characters");
+    return set_string(L, r, v, n);
+}
+
+static int parse_ca_file(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                         size_t whylen)
+{
+    if (!*v)
+        return set_string(L, r, "", 0);
+    char *joined = NULL;
+    if (v[0] != '/' && L->basedir) {
+        joined = conf_asprintf("%s/%s", L->basedir, v);
+        if (!joined)
+            return -2;
+        v = joined;
+    }
+    char *abs = realpath(v, NULL);
+    int rc = 0;
+    if (!abs) {
+        rc = WHY("cannot use the CA file %s: %s", v, strerror(errno));
+        goto out;
+    }
+    struct stat st;
+    int fd = open(abs, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = WHY("cannot read the CA file %s: %s", abs, strerror(errno));
+        goto out;
+    }
+    bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    close(fd);
+    if (!regular) {
+        rc = WHY("the CA file %s is not a regular file", abs);
+        goto out;
+    }
+    rc = set_string(L, r, abs, strlen(abs));
+out:
+    free(abs);
+    free(joined);
+    return rc;
+}
+
+/* The credential keys: kept in the loader (not in struct config) and only accepted from a file
+ * that group and others cannot read. */
+static int parse_secret(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                        size_t whylen)
+{
+    int i = r->cred - 1;
+    static const size_t cap[CONF_CRED_COUNT] = {
+        sizeof(((struct aws_credentials *)0)->access_key_id),
+        sizeof(((struct aws_credentials *)0)->secret_access_key),
+        sizeof(((struct aws_credentials *)0)->session_token),
+    };
+    if (L->kind == CONF_ORIGIN_OVERRIDE)
+        return WHY("credentials are not accepted as options, since other users can read "
+                   "command lines; put them in ~/.aws/credentials, the environment or a config "
+                   "file only you can read");
+    if (L->kind == CONF_ORIGIN_FILE && !L->file_is_private)
+        return WHY("%s is readable by group or others, so it must not hold credentials: run "
+                   "chmod 600 %s (or move them to ~/.aws/credentials)",
+                   L->file_path, L->file_path);
+    if (strlen(v) >= cap[i])
+        return WHY("expected at most %zu characters", cap[i] - 1);
+    char *copy = conf_strdup(v);
+    if (!copy)
+        return -2;
+    conf_free_secret(L->ini_creds[i]);
+    L->ini_creds[i] = copy;
+    return 0;
+}
+
+static void fmt_secret(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    char masked[160];
+    bool has_token;
+    conf_credentials_describe(cfg->credentials, masked, sizeof(masked), &has_token);
+    if (r->cred - 1 == CONF_CRED_ACCESS_KEY)
+        fputs(masked, out);
+    else if (r->cred - 1 == CONF_CRED_SECRET_KEY || has_token)
+        fputs("********", out);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* [resize]                                                                                     */
+
+static int parse_sizes(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                       size_t whylen)
+{
+    (void)r;
+    struct conf_size *sizes;
+    size_t count;
+    if (conf_sizes_parse(v, &sizes, &count, why, whylen) != 0)
+        return -1;
+    free((void *)L->cfg->resize.sizes);
+    L->cfg->resize.sizes = sizes;
+    L->cfg->resize.size_count = count;
+    return 0;
+}
+
+static void fmt_sizes(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    (void)r;
+    conf_sizes_format(cfg->resize.sizes, cfg->resize.size_count, out);
+}
+
+static const char *const placeholders[] = {"size", "key", "dir", "name", "base", "ext", NULL};
+
+int conf_template_check(const char *tpl, char *why, size_t whylen)
+{
+    bool has_size = false, has_id = false;
+    if (!*tpl)
+        return WHY("expected a template such as {size}/{key}");
+    if (strlen(tpl) > 512)
+        return WHY("expected a template of at most 512 characters");
+    if (tpl[0] == '/')
+        return WHY("a template must not begin with '/' (keys are relative to "
+                   "destination_prefix)");
+    for (const char *p = tpl; *p; p++) {
+        if (*p == '}')
+            return WHY("'}' without an opening '{'");
+        if (*p != '{')
+            continue;
+        const char *end = strchr(p, '}');
+        if (!end)
+            return WHY("'{' without a closing '}'");
+        size_t n = (size_t)(end - p - 1);
+        int found = -1;
+        for (int i = 0; placeholders[i]; i++)
+            if (strlen(placeholders[i]) == n && strncmp(p + 1, placeholders[i], n) == 0)
+                found = i;
+        if (found < 0)
+            return WHY("unknown placeholder {%.*s} (known: {size}, {key}, {dir}, {name}, "
+                       "{base}, {ext})",
+                       (int)n, p + 1);
+        has_size |= found == 0;
+        has_id |= found == 1 || found == 3 || found == 4;
+        p = end;
+    }
+    if (!has_size)
+        return WHY("a template must contain {size}, or all sizes of an image would be written "
+                   "to the same key");
+    if (!has_id)
+        return WHY("a template must contain {key}, {name} or {base}, or all images would be "
+                   "written to the same key");
+    return 0;
+}
+
+static int parse_template(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                          size_t whylen)
+{
+    if (conf_template_check(v, why, whylen) != 0)
+        return -1;
+    return set_string(L, r, v, strlen(v));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The table                                                                                    */
+
+static const char *const sse_names[] = {"none", "AES256", "aws:kms", NULL};
+static const char *const mode_names[] = {"local", "lambda", "off", NULL};
+static const char *const format_names[] = {"auto", "jpeg", "webp", "avif", "png", NULL};
+static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
+static const struct range quality_range = {1, 100};
+static const struct range file_mb_range = {1, 1048576};
+
+#define OFF(f)  .offset = offsetof(struct config, f)
+#define STR(f)  OFF(f), .kind = CONF_ROW_STRING, .format = fmt_string
+#define ENUM(f) OFF(f), .parse = parse_enum, .format = fmt_enum
+
+const char *const conf_sections[] = {"s3", "resize", "notify", "gateway", "log", NULL};
+
+/* clang-format off */
+const struct conf_row conf_rows[] = {
+    /* [s3] */
+    {.info = {"s3", "endpoint", "",
+              "S3 endpoint URL; empty = https://s3.<region>.amazonaws.com",
+              {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}, "endpoint_url", 0},
+     .parse = parse_endpoint, STR(s3.endpoint)},
+    {.info = {"s3", "region", "us-east-1", "AWS region to sign requests for",
+              {"AWS_REGION", "AWS_DEFAULT_REGION"}, "region", 0},
+     .parse = parse_region, STR(s3.region)},
+    {.info = {"s3", "path_style", "false", "address buckets as http://host/bucket/key",
+              {0}, NULL, 0},
+     .parse = parse_bool, .format = fmt_bool, OFF(s3.path_style)},
+    {.info = {"s3", "source_bucket", "", "bucket the file system shows", {0}, NULL, 0},
+     .parse = parse_bucket, STR(s3.source_bucket)},
+    {.info = {"s3", "source_prefix", "", "part of the source bucket shown (a folder)",
+              {0}, NULL, 0},
+     .parse = parse_prefix, STR(s3.source_prefix)},
+    {.info = {"s3", "destination_bucket", "", "bucket the resized images go to", {0}, NULL, 0},
+     .parse = parse_bucket, STR(s3.destination_bucket)},
+    {.info = {"s3", "destination_prefix", "", "folder of the destination bucket", {0}, NULL, 0},
+     .parse = parse_prefix, STR(s3.destination_prefix)},
+    {.info = {"s3", "profile", "default", "AWS profile of ~/.aws/credentials and ~/.aws/config",
+              {"AWS_PROFILE"}, NULL, 0},
+     .parse = parse_profile, STR(s3.profile)},
+    {.info = {"s3", "sse", "none", "server-side encryption of uploads: none, AES256, aws:kms",
+              {0}, NULL, 0},
+     ENUM(s3.sse), .arg = sse_names},
+    {.info = {"s3", "sse_kms_key_id", "", "KMS key for sse = aws:kms; empty = account default",
+              {0}, NULL, 0},
+     .parse = parse_kms_key, STR(s3.sse_kms_key_id)},
+    {.info = {"s3", "ca_file", "", "PEM file of CAs to trust instead of the system's",
+              {"AWS_CA_BUNDLE"}, "ca_bundle", 0},
+     .parse = parse_ca_file, STR(s3.ca_file)},
+    {.info = {"s3", "access_key_id", "", "access key (file must not be group/other-readable)",
+              {"AWS_ACCESS_KEY_ID"}, "aws_access_key_id", CONF_KEY_SECRET},
+     .parse = parse_secret, .format = fmt_secret, .cred = 1 + CONF_CRED_ACCESS_KEY},
+    {.info = {"s3", "secret_access_key", "", "secret key (file must not be group/other-readable)",
+              {"AWS_SECRET_ACCESS_KEY"}, "aws_secret_access_key", CONF_KEY_SECRET},
+     .parse = parse_secret, .format = fmt_secret, .cred = 1 + CONF_CRED_SECRET_KEY},
+    {.info = {"s3", "session_token", "", "session token of temporary credentials",
+              {"AWS_SESSION_TOKEN"}, "aws_session_token", CONF_KEY_SECRET},
+     .parse = parse_secret, .format = fmt_secret, .cred = 1 + CONF_CRED_TOKEN},
+
+    /* [resize] */
+    {.info = {"resize", "mode", "local", "where images are resized: local, lambda, off",
+              {0}, NULL, 0},
+     ENUM(resize.mode), .arg = mode_names},
+    {.info = {"resize", "sizes", "thumbnail:150x150:cover, medium:640x640, large:1280x1280",
+              "output sizes: name:WxH[:fit|cover][:FORMAT][:qQ], comma-separated",
+              {0}, NULL, 0},
+     .parse = parse_sizes, .format = fmt_sizes},
+    {.info = {"resize", "format", "auto", "output format: auto, jpeg, webp, avif, png",
+              {0}, NULL, 0},
+     ENUM(resize.format), .arg = format_names},
+    {.info = {"resize", "quality", "80", "encoder quality, 1 to 100", {0}, NULL, 0},
+     .parse = parse_uint, .format = fmt_uint, OFF(resize.quality), .arg = &quality_range},
+    {.info = {"resize", "key_template", "{size}/{key}", "destination key of each output",
+              {0}, NULL, 0},
+     .parse = parse_template, STR(resize.key_template)},
+    {.info = {"resize", "max_pixels", "100000000", "largest input image in pixels (100M = 10^8)",
+              {0}, NULL, 0},
+     .parse = parse_pixels, .format = fmt_u64, OFF(resize.max_pixels)},
+    {.info = {"resize", "max_file_mb", "100", "largest input file in MiB", {0}, NULL, 0},
+     .parse = parse_uint, .format = fmt_uint, OFF(resize.max_file_mb), .arg = &file_mb_range},
+    {.info = {"resize", "background", "#ffffff", "colour under transparency in JPEG outputs",
+              {0}, NULL, 0},
+     .parse = parse_rgb, .format = fmt_rgb, OFF(resize.background)},
+
+    /* [log] */
+    {.info = {"log", "level", "info", "least severe messages logged: error, warn, info, debug",
+              {0}, NULL, 0},
+     ENUM(log.level), .arg = level_names},
+};
+/* clang-format on */
+
+const size_t conf_row_count = sizeof(conf_rows) / sizeof(conf_rows[0]);
+
+const struct conf_row *conf_row_find(const char *section, const char *key)
+{
+    for (size_t i = 0; i < conf_row_count; i++)
+        if (strcmp(conf_rows[i].info.section, section) == 0 &&
+            strcmp(conf_rows[i].info.key, key) == 0)
+            return &conf_rows[i];
+    return NULL;
+}
+
+size_t conf_row_index(const struct conf_row *r)
+{
+    return (size_t)(r - conf_rows);
+}
+
+bool conf_section_known(const char *section)
+{
+    for (size_t i = 0; conf_sections[i]; i++)
+        if (strcmp(conf_sections[i], section) == 0)
+            return true;
+    return false;
+}
+
+void conf_section_keys(const char *section, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < conf_row_count && off < len; i++)
+        if (strcmp(conf_rows[i].info.section, section) == 0)
+            off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
+                                    conf_rows[i].info.key);
+}
+
+const struct conf_key_info *conf_key_at(size_t i)
+{
+    return i < conf_row_count ? &conf_rows[i].info : NULL;
+}
+
+const char *conf_section_at(size_t i)
+{
+    return i < sizeof(conf_sections) / sizeof(conf_sections[0]) - 1 ? conf_sections[i] : NULL;
+}
+
+const char *conf_format_name(enum conf_format format)
+{
+    return (unsigned)format < 5 ? format_names[format] : "?";
+}
+
+const char *conf_fit_name(enum conf_fit fit)
+{
+    return fit == CONF_FIT_COVER ? "cover" : "fit";
+}
+
+const char *conf_crop_name(enum conf_crop crop)
+{
+    static const char *const names[] = {"centre", "attention", "entropy"};
+    return (unsigned)crop < 3 ? names[crop] : "?";
+}
+
+const char *conf_sse_name(enum conf_sse sse)
+{
+    return (unsigned)sse < 3 ? sse_names[sse] : "?";
+}
+
+const char *conf_log_level_name(enum conf_log_level level)
+{
+    return (unsigned)level < 4 ? level_names[level] : "?";
+}

@@ -1,0 +1,526 @@
+/* Multipart uploads: the individual steps, and s3_upload, which sends a large body as parallel
+ * parts (aborting the upload if it cannot be completed) and a small one as a single PUT. */
+#include "internal.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PARTS 10000
+
+static int upload_id_query(char **out, const char *upload_id, const char *prefix)
+{
+    char *enc = aws_uri_encode(upload_id, strlen(upload_id), false);
+    int rc = enc ? asprintf(out, "%suploadId=%s", prefix, enc) : -1;
+    free(enc);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Runs a request on bucket/key; resp is filled and must be cleared by the caller. */
+static int run(struct s3client *c, const char *method, const char *bucket, const char *key,
+               const char *what_op, struct http_request *req, struct aws_response *resp,
+               struct s3_error *err)
+{
+    struct s3_target t;
+    memset(resp, 0, sizeof(*resp));
+    if (s3_target_init(c, &t, method, bucket, key, err) != 0)
+        return -1;
+    snprintf(t.what, sizeof(t.what), "%s s3://%s/%s", what_op, bucket, key ? key : "");
+    req->method = method;
+    int rc = s3_perform(c, &t, req, resp, err);
+    /* radosgw answers 404 NoSuchKey where S3 says NoSuchUpload: callers resuming an upload
+     * need to know that the upload is gone, whichever server they talk to. */
+    if (rc != 0 && err && err->http_status == 404 && strcmp(err->code, "NoSuchKey") == 0 &&
+        req->query && strstr(req->query, "uploadId="))
+        s3_error_set(err, 404, "NoSuchUpload", false,
+                     "%s: the multipart upload no longer exists (aborted or completed)", t.what);
+    s3_target_clear(&t);
+    return rc;
+}
+
+int s3_multipart_create(struct s3client *c, const char *bucket, const char *key,
+                        const struct s3_put_options *opts, char **upload_id,
+                        struct s3_error *err)
+{
+    struct headers h = {0};
+    if (!opts || !opts->content_type)
+        headers_add(&h, "content-type", "application/octet-stream");
+    if (headers_add_put_options(&h, opts, true, err) != 0) {
+        headers_free(&h);
+        return -1;
+    }
+    struct http_request req = {.query = "uploads=", .headers = h.list, .header_count = h.count,
+                               .idempotent = true};
+    struct aws_response resp;
+    int rc = run(c, "POST", bucket, key, "CreateMultipartUpload", &req, &resp, err);
+    if (rc == 0) {
+        *upload_id = aws_xml_find_text(resp.body, resp.body_len, "UploadId");
+        if (!*upload_id || !**upload_id) {
+            free(*upload_id);
+            *upload_id = NULL;
+            s3_error_set(err, resp.status, "BadResponse", true,
+                         "CreateMultipartUpload s3://%s/%s: no UploadId in the answer", bucket,
+                         key);
+            rc = -1;
+        }
+    }
+    headers_free(&h);
+    aws_response_clear(&resp);
+    return rc;
+}
+
+int s3_multipart_upload_part(struct s3client *c, const char *bucket, const char *key,
+                             const char *upload_id, int part_number, const struct s3_body *body,
+                             struct s3_part *part, struct s3_error *err)
+{
+    char sha[65], md5[25], *query = NULL, prefix[32];
+    if (s3_body_digests(body, sha, md5, err) != 0)
+        return -1;
+    snprintf(prefix, sizeof(prefix), "partNumber=%d&", part_number);
+    if (upload_id_query(&query, upload_id, prefix) != 0) {
+        s3_error_set(err, 0, "OutOfMemory", false, "UploadPart: out of memory");
+        return -1;
+    }
+    struct aws_header h[] = {{"content-md5", md5}};
+    struct http_request req = {.query = query, .headers = h, .header_count = 1, .body = body,
+                               .payload_hash = sha, .idempotent = true};
+    struct aws_response resp;
+    char what[48];
+    snprintf(what, sizeof(what), "UploadPart %d of", part_number);
+    int rc = run(c, "PUT", bucket, key, what, &req, &resp, err);
+    if (rc == 0) {
+        part->number = part_number;
+        part->size = body->length;
+        s3_copy_etag(part->etag, sizeof(part->etag), aws_response_header(&resp, "etag"));
+    }
+    aws_response_clear(&resp);
+    free(query);
+    return rc;
+}
+
+struct complete_result {
+    char *etag;
+    bool is_error;
+};
+
+static void complete_end(void *ctx, const char *path, const char *text)
+{
+    struct complete_result *r = ctx;
+    if (strcmp(path, "CompleteMultipartUploadResult/ETag") == 0 && !r->etag)
+        r->etag = strdup(text);
+    else if (strcmp(path, "Error") == 0)
+        r->is_error = true;
+}
+
+/* The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, "-", part count. */
+static void multipart_etag(const struct s3_part *parts, size_t count, char *out, size_t out_size)
+{
+    EVP_MD_CTX *md5 = EVP_MD_CTX_new();
+    unsigned char digest[16];
+    if (!md5 || !EVP_DigestInit_ex(md5, EVP_md5(), NULL)) {
+        EVP_MD_CTX_free(md5);
+        out[0] = '\0';
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        unsigned char part_md5[16];
+        for (int k = 0; k < 16; k++)
+            if (sscanf(parts[i].etag + 2 * k, "%2hhx", &part_md5[k]) != 1)
+                part_md5[k] = 0;
+        EVP_DigestUpdate(md5, part_md5, 16);
+    }
+    EVP_DigestFinal_ex(md5, digest, NULL);
+    EVP_MD_CTX_free(md5);
+    size_t n = 0;
+    for (int k = 0; k < 16 && n + 2 < out_size; k++)
+        n += (size_t)snprintf(out + n, out_size - n, "%02x", digest[k]);
+    snprintf(out + n, out_size - n, "-%zu", count);
+}
+
+int s3_multipart_complete(struct s3client *c, const char *bucket, const char *key,
+                          const char *upload_id, const struct s3_part *parts, size_t count,
+                          struct s3_put_result *result, struct s3_error *err)
+{
+    struct strbuf body = {0};
+    strbuf_puts(&body, "<CompleteMultipartUpload "
+                       "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    for (size_t i = 0; i < count; i++)
+        strbuf_printf(&body, "<Part><PartNumber>%d</PartNumber><ETag>\"%s\"</ETag></Part>",
+                      parts[i].number, parts[i].etag);
+    strbuf_puts(&body, "</CompleteMultipartUpload>");
+    char *query = NULL;
+    if (body.failed || upload_id_query(&query, upload_id, "") != 0) {
+        strbuf_free(&body);
+        s3_error_set(err, 0, "OutOfMemory", false, "CompleteMultipartUpload: out of memory");
+        return -1;
+    }
+    struct s3_body b = s3_body_mem(body.data, body.len);
+    struct aws_header h[] = {{"content-type", "application/xml"}};
+    struct http_request req = {.query = query, .headers = h, .header_count = 1, .body = &b,
+                               .idempotent = true};
+    struct aws_response resp;
+    int rc = run(c, "POST", bucket, key, "CompleteMultipartUpload", &req, &resp, err);
+    /* Like CopyObject, Complete can fail after a 200 status line. */
+    struct complete_result r = {0};
+    if (rc == 0 && (xml_walk(resp.body, resp.body_len, complete_end, &r) != 0 || r.is_error)) {
+        if (r.is_error)
+            s3_error_from_response(&resp, "CompleteMultipartUpload", err);
+        else
+            s3_error_set(err, resp.status, "BadResponse", true,
+                         "CompleteMultipartUpload s3://%s/%s: the answer is not valid XML",
+                         bucket, key);
+        rc = -1;
+    }
+    if (rc == 0 && result) {
+        s3_copy_etag(result->etag, sizeof(result->etag), r.etag);
+        if (!result->etag[0]) /* radosgw leaves <ETag/> empty */
+            multipart_etag(parts, count, result->etag, sizeof(result->etag));
+        const char *v = aws_response_header(&resp, "x-amz-version-id");
+        snprintf(result->version_id, sizeof(result->version_id), "%s", v ? v : "");
+    }
+    free(r.etag);
+    aws_response_clear(&resp);
+    strbuf_free(&body);
+    free(query);
+    return rc;
+}
+
+int s3_multipart_abort(struct s3client *c, const char *bucket, const char *key,
+                       const char *upload_id, struct s3_error *err)
+{
+    char *query = NULL;
+    if (upload_id_query(&query, upload_id, "") != 0) {
+        s3_error_set(err, 0, "OutOfMemory", false, "AbortMultipartUpload: out of memory");
+        return -1;
+    }
+    struct http_request req = {.query = query, .idempotent = true};
+    struct aws_response resp;
+    int rc = run(c, "DELETE", bucket, key, "AbortMultipartUpload", &req, &resp, err);
+    aws_response_clear(&resp);
+    free(query);
+    return rc;
+}
+
+/* ---- ListParts ---- */
+
+struct parts_parse {
+    struct s3_part *parts;
+    size_t count;
+    struct s3_part cur;
+    bool truncated;
+    int next_marker;
+    bool oom;
+};
+
+static void parts_end(void *ctx, const char *path, const char *text)
+{
+    struct parts_parse *p = ctx;
+    if (strcmp(path, "ListPartsResult/Part/PartNumber") == 0) {
+        p->cur.number = atoi(text);
+    } else if (strcmp(path, "ListPartsResult/Part/ETag") == 0) {
+        s3_copy_etag(p->cur.etag, sizeof(p->cur.etag), text);
+    } else if (strcmp(path, "ListPartsResult/Part/Size") == 0) {
+        p->cur.size = strtoull(text, NULL, 10);
+    } else if (strcmp(path, "ListPartsResult/Part") == 0) {
+        struct s3_part *grown = realloc(p->parts, (p->count + 1) * sizeof(*grown));
+        if (!grown) {
+            p->oom = true;
+            return;
+        }
+        p->parts = grown;
+        grown[p->count++] = p->cur;
+        memset(&p->cur, 0, sizeof(p->cur));
+    } else if (strcmp(path, "ListPartsResult/IsTruncated") == 0) {
+        p->truncated = strcmp(text, "true") == 0;
+    } else if (strcmp(path, "ListPartsResult/NextPartNumberMarker") == 0) {
+        p->next_marker = atoi(text);
+    }
+}
+
+static int compare_parts(const void *a, const void *b)
+{
+    return ((const struct s3_part *)a)->number - ((const struct s3_part *)b)->number;
+}
+
+int s3_multipart_list_parts(struct s3client *c, const char *bucket, const char *key,
+                            const char *upload_id, struct s3_part **parts, size_t *count,
+                            struct s3_error *err)
+{
+    struct parts_parse p = {0};
+    int marker = 0, rc = 0;
+    do {
+        char *query = NULL, prefix[48] = "";
+        if (marker)
+            snprintf(prefix, sizeof(prefix), "part-number-marker=%d&", marker);
+        if (upload_id_query(&query, upload_id, prefix) != 0) {
+            s3_error_set(err, 0, "OutOfMemory", false, "ListParts: out of memory");
+            rc = -1;
+            break;
+        }
+        struct http_request req = {.query = query, .idempotent = true};
+        struct aws_response resp;
+        p.truncated = false;
+        rc = run(c, "GET", bucket, key, "ListParts", &req, &resp, err);
+        if (rc == 0 && (xml_walk(resp.body, resp.body_len, parts_end, &p) != 0 || p.oom)) {
+            s3_error_set(err, resp.status, "BadResponse", !p.oom,
+                         "ListParts s3://%s/%s: the answer could not be read", bucket, key);
+            rc = -1;
+        }
+        aws_response_clear(&resp);
+        free(query);
+        /* A marker that does not move on would loop forever. */
+        if (rc == 0 && p.truncated && p.next_marker <= marker) {
+            s3_error_set(err, 0, "BadResponse", false,
+                         "ListParts s3://%s/%s: truncated page without a new marker", bucket, key);
+            rc = -1;
+        }
+        marker = p.next_marker;
+    } while (rc == 0 && p.truncated);
+    if (rc != 0) {
+        free(p.parts);
+        return -1;
+    }
+    qsort(p.parts, p.count, sizeof(*p.parts), compare_parts);
+    *parts = p.parts;
+    *count = p.count;
+    return 0;
+}
+
+/* ---- ListMultipartUploads ---- */
+
+struct uploads_parse {
+    struct s3_multipart_upload *list;
+    size_t count;
+    struct s3_multipart_upload cur;
+    bool truncated;
+    char *next_key;
+    char *next_id;
+    bool oom;
+};
+
+static void set_str(char **slot, const char *text, bool *oom)
+{
+    free(*slot);
+    if (!(*slot = strdup(text)))
+        *oom = true;
+}
+
+static void uploads_end(void *ctx, const char *path, const char *text)
+{
+    struct uploads_parse *p = ctx;
+    static const char root[] = "ListMultipartUploadsResult/";
+    if (strncmp(path, root, sizeof(root) - 1) != 0)
+        return;
+    path += sizeof(root) - 1;
+    if (strcmp(path, "Upload/Key") == 0) {
+        set_str(&p->cur.key, text, &p->oom);
+    } else if (strcmp(path, "Upload/UploadId") == 0) {
+        set_str(&p->cur.upload_id, text, &p->oom);
+    } else if (strcmp(path, "Upload/Initiated") == 0) {
+        p->cur.initiated = s3_parse_iso8601(text);
+    } else if (strcmp(path, "Upload") == 0) {
+        struct s3_multipart_upload *grown = realloc(p->list, (p->count + 1) * sizeof(*grown));
+        if (grown)
+            p->list = grown;
+        if (!grown || !p->cur.key || !p->cur.upload_id) {
+            p->oom = true;
+            return;
+        }
+        p->list = grown;
+        grown[p->count++] = p->cur;
+        memset(&p->cur, 0, sizeof(p->cur));
+    } else if (strcmp(path, "IsTruncated") == 0) {
+        p->truncated = strcmp(text, "true") == 0;
+    } else if (strcmp(path, "NextKeyMarker") == 0) {
+        set_str(&p->next_key, text, &p->oom);
+    } else if (strcmp(path, "NextUploadIdMarker") == 0) {
+        set_str(&p->next_id, text, &p->oom);
+    }
+}
+
+static char *uploads_query(const char *prefix, const char *key_marker, const char *id_marker)
+{
+    struct strbuf q = {0};
+    const char *names[] = {"key-marker", "prefix", "upload-id-marker"};
+    const char *values[] = {key_marker, prefix, id_marker};
+    for (size_t i = 0; i < 3; i++) {
+        if (!values[i] || !*values[i])
+            continue;
+        char *enc = aws_uri_encode(values[i], strlen(values[i]), false);
+        strbuf_printf(&q, "%s=%s&", names[i], enc ? enc : "");
+        if (!enc)
+            q.failed = true;
+        free(enc);
+    }
+    strbuf_puts(&q, "uploads=");
+    if (q.failed) {
+        strbuf_free(&q);
+        return NULL;
+    }
+    return q.data;
+}
+
+int s3_multipart_list_uploads(struct s3client *c, const char *bucket, const char *prefix,
+                              struct s3_multipart_upload **uploads, size_t *count,
+                              struct s3_error *err)
+{
+    struct uploads_parse p = {0};
+    int rc = 0;
+    do {
+        char *query = uploads_query(prefix, p.next_key, p.next_id);
+        if (!query) {
+            s3_error_set(err, 0, "OutOfMemory", false, "ListMultipartUploads: out of memory");
+            rc = -1;
+            break;
+        }
+        char *prev_key = p.next_key ? strdup(p.next_key) : NULL;
+        char *prev_id = p.next_id ? strdup(p.next_id) : NULL;
+        struct http_request req = {.query = query, .idempotent = true};
+        struct aws_response resp;
+        p.truncated = false;
+        rc = run(c, "GET", bucket, NULL, "ListMultipartUploads", &req, &resp, err);
+        if (rc == 0 && (xml_walk(resp.body, resp.body_len, uploads_end, &p) != 0 || p.oom)) {
+            s3_error_set(err, resp.status, "BadResponse", !p.oom,
+                         "ListMultipartUploads s3://%s: the answer could not be read", bucket);
+            rc = -1;
+        }
+        bool same = p.next_key && prev_key && strcmp(p.next_key, prev_key) == 0 && p.next_id &&
+                    prev_id && strcmp(p.next_id, prev_id) == 0;
+        if (rc == 0 && p.truncated && (!p.next_key || same)) {
+            s3_error_set(err, 0, "BadResponse", false,
+                         "ListMultipartUploads s3://%s: truncated page without a new marker",
+                         bucket);
+            rc = -1;
+        }
+        free(prev_key);
+        free(prev_id);
+        aws_response_clear(&resp);
+        free(query);
+    } while (rc == 0 && p.truncated);
+    free(p.next_key);
+    free(p.next_id);
+    free(p.cur.key);
+    free(p.cur.upload_id);
+    if (rc != 0) {
+        s3_multipart_uploads_free(p.list, p.count);
+        return -1;
+    }
+    *uploads = p.list;
+    *count = p.count;
+    return 0;
+}
+
+void s3_multipart_uploads_free(struct s3_multipart_upload *uploads, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(uploads[i].key);
+        free(uploads[i].upload_id);
+    }
+    free(uploads);
+}
+
+/* ---- s3_upload: parallel parts ---- */
+
+struct upload_job {
+    struct s3client *c;
+    const char *bucket;
+    const char *key;
+    const char *upload_id;
+    const struct s3_body *body;
+    uint64_t part_size;
+    int part_count;
+    struct s3_part *parts;
+
+    pthread_mutex_t lock;
+    int next_part;     /* next part number to send */
+    bool failed;
+    struct s3_error first_error;
+};
+
+static int take_part(struct upload_job *j)
+{
+    pthread_mutex_lock(&j->lock);
+    int n = j->failed || j->next_part > j->part_count ? 0 : j->next_part++;
+    pthread_mutex_unlock(&j->lock);
+    return n;
+}
+
+static void *part_worker(void *arg)
+{
+    struct upload_job *j = arg;
+    for (int n; (n = take_part(j)) != 0;) {
+        uint64_t start = (uint64_t)(n - 1) * j->part_size;
+        uint64_t len = j->body->length - start < j->part_size ? j->body->length - start
+                                                                : j->part_size;
+        struct s3_body slice = j->body->fd >= 0
+                                   ? s3_body_fd(j->body->fd, j->body->offset + (off_t)start, len)
+                                   : s3_body_mem((const char *)j->body->data + start, len);
+        struct s3_error e;
+        if (s3_multipart_upload_part(j->c, j->bucket, j->key, j->upload_id, n, &slice,
+                                     &j->parts[n - 1], &e) != 0) {
+            pthread_mutex_lock(&j->lock);
+            if (!j->failed)
+                j->first_error = e;
+            j->failed = true;
+            pthread_mutex_unlock(&j->lock);
+        }
+    }
+    return NULL;
+}
+
+static void upload_parts(struct upload_job *j, unsigned parallel)
+{
+    pthread_t threads[64];
+    unsigned started = 0;
+    if (parallel > 64)
+        parallel = 64;
+    if (parallel > (unsigned)j->part_count)
+        parallel = (unsigned)j->part_count;
+    for (unsigned i = 1; i < parallel; i++)
+        if (pthread_create(&threads[started], NULL, part_worker, j) == 0)
+            started++;
+    part_worker(j); /* the calling thread works too */
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+}
+
+int s3_upload(struct s3client *c, const char *bucket, const char *key, const struct s3_body *body,
+              const struct s3_put_options *opts, struct s3_put_result *result,
+              struct s3_error *err)
+{
+    if (body->length < c->multipart_threshold)
+        return s3_put_object(c, bucket, key, body, opts, result, err);
+
+    uint64_t part_size = c->multipart_part_size;
+    if ((body->length + part_size - 1) / part_size > MAX_PARTS)
+        part_size = (body->length + MAX_PARTS - 1) / MAX_PARTS;
+    struct upload_job j = {.c = c, .bucket = bucket, .key = key, .body = body,
+                           .part_size = part_size, .next_part = 1,
+                           .part_count = (int)((body->length + part_size - 1) / part_size)};
+    char *upload_id = NULL;
+    if (s3_multipart_create(c, bucket, key, opts, &upload_id, err) != 0)
+        return -1;
+    j.upload_id = upload_id;
+    j.parts = calloc((size_t)j.part_count, sizeof(*j.parts));
+    pthread_mutex_init(&j.lock, NULL);
+    int rc = -1;
+    if (!j.parts) {
+        s3_error_set(err, 0, "OutOfMemory", false, "s3_upload: out of memory");
+    } else {
+        upload_parts(&j, c->multipart_parallel);
+        if (j.failed) {
+            if (err)
+                *err = j.first_error;
+        } else {
+            rc = s3_multipart_complete(c, bucket, key, upload_id, j.parts,
+                                       (size_t)j.part_count, result, err);
+        }
+    }
+    if (rc != 0) /* best effort: the upload's parts would otherwise cost storage */
+        s3_multipart_abort(c, bucket, key, upload_id, NULL);
+    pthread_mutex_destroy(&j.lock);
+    free(j.parts);
+    free(upload_id);
+    return rc;
+}

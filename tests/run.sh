@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine or a developer's:
+#   1. installs what it needs (scripts/install-deps.sh, npm packages for fauxqs);
+#   2. starts the servers the integration tests use, on 127.0.0.1 (Ceph radosgw, fauxqs,
+#      aiosmtpd), once for the whole run, and stops them on exit whatever happens;
+#   3. builds and runs every test twice: a normal build and an ASan+UBSan build.
+# Usage: tests/run.sh [--no-sanitize] [meson test arguments...]
+# Env: S3IMGFS_TEST_STATE (state folder; default a new /tmp folder), S3IMGFS_RGW_PORT (7480),
+#      S3IMGFS_SNS_PORT (4566), S3IMGFS_SMTP_PORT (2525).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+
+sanitize=1
+if [ "${1:-}" = "--no-sanitize" ]; then sanitize=0; shift; fi
+
+scripts/install-deps.sh
+
+state=${S3IMGFS_TEST_STATE:-$(mktemp -d /tmp/s3imgfs-test.XXXXXX)}
+stop_servers() {
+  "$root/scripts/servers/smtp-stop.sh" "$state" || true
+  "$root/scripts/servers/fauxqs-stop.sh" "$state" || true
+  "$root/scripts/servers/rgw-stop.sh" "$state" --purge || true
+}
+trap stop_servers EXIT
+
+scripts/servers/rgw-start.sh "$state" "${S3IMGFS_RGW_PORT:-7480}"
+scripts/servers/fauxqs-start.sh "$state" "${S3IMGFS_SNS_PORT:-4566}"
+scripts/servers/smtp-start.sh "$state" "${S3IMGFS_SMTP_PORT:-2525}"
+# shellcheck disable=SC1091
+source "$state/env.sh"
+export S3IMGFS_REQUIRE_SERVERS=1
+
+run_suite() {
+  local dir=$1; shift
+  local setup_args=("$@")
+  if [ -d "$dir" ]; then
+    meson setup --reconfigure "$dir" "${setup_args[@]}" >/dev/null
+  else
+    meson setup "$dir" "${setup_args[@]}"
+  fi
+  ninja -C "$dir"
+  meson test -C "$dir" --print-errorlogs --num-processes 2 "${test_args[@]}"
+}
+
+test_args=("$@")
+echo "== build and test (debugoptimized)"
+run_suite build
+if [ "$sanitize" = 1 ]; then
+  echo "== build and test (ASan + UBSan)"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+fi
+echo "== all tests passed"
