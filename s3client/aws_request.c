@@ -62,9 +62,15 @@ int aws_request_send(struct s3client *c, const struct aws_request *r, struct aws
     }
     struct aws_header headers[HEADERS_MAX];
     size_t n = 0;
+    if (r->header_count + 1 > HEADERS_MAX) {
+        free(host);
+        s3_error_set(err, 0, "InvalidArgument", false, "%s request: more than %d headers",
+                     r->service, HEADERS_MAX - 1);
+        return -1;
+    }
     if (r->content_type)
         headers[n++] = (struct aws_header){"content-type", r->content_type};
-    for (size_t i = 0; i < r->header_count && n < HEADERS_MAX; i++)
+    for (size_t i = 0; i < r->header_count; i++)
         headers[n++] = r->headers[i];
     char what[300];
     snprintf(what, sizeof(what), "%s %s%s", r->method, endpoint, r->path ? r->path : "/");

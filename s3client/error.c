@@ -50,8 +50,70 @@ static void error_end(void *ctx, const char *path, const char *text)
         *slot = strdup(text);
 }
 
-/* JSON services (Lambda) answer {"__type":"...","message":"..."}; only those two strings are
- * needed, so a scan for the member names is enough (no escapes in AWS error type names). */
+/* Appends code point cp as UTF-8. */
+static char *put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xc0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xe0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *o++ = (char)(0xf0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return o;
+}
+
+/* Decodes the JSON string body at p (after the opening quote) up to the closing quote. */
+static char *json_unescape(const char *p)
+{
+    char *out = malloc(strlen(p) * 3 + 1), *o = out; /* \u escapes grow by at most 3/6 */
+    if (!out)
+        return NULL;
+    while (*p && *p != '"') {
+        if (*p != '\\') {
+            *o++ = *p++;
+            continue;
+        }
+        char esc = p[1];
+        p += esc ? 2 : 1;
+        unsigned cp;
+        switch (esc) {
+        case 'n': *o++ = '\n'; break;
+        case 't': *o++ = '\t'; break;
+        case 'r': *o++ = '\r'; break;
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'u':
+            if (sscanf(p, "%4x", &cp) != 1)
+                break;
+            p += 4;
+            if (cp >= 0xd800 && cp < 0xdc00 && p[0] == '\\' && p[1] == 'u') {
+                unsigned low;
+                if (sscanf(p + 2, "%4x", &low) == 1 && low >= 0xdc00 && low < 0xe000) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+                    p += 6;
+                }
+            }
+            o = put_utf8(o, cp);
+            break;
+        case '\0': break;
+        default: *o++ = esc; /* \" \\ \/ */
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* JSON services (Lambda, SQS) answer {"__type":"...","message":"..."}; only those two strings
+ * are needed, so a scan for the member names is enough. */
 static char *json_string_member(const char *body, const char *name)
 {
     char pattern[32];
@@ -64,10 +126,7 @@ static char *json_string_member(const char *body, const char *name)
         p++;
     if (*p++ != '"')
         return NULL;
-    const char *end = p;
-    while (*end && *end != '"')
-        end += (*end == '\\' && end[1]) ? 2 : 1;
-    return strndup(p, (size_t)(end - p));
+    return json_unescape(p);
 }
 
 static void parse_error_body(const struct aws_response *resp, struct error_fields *f)

@@ -46,7 +46,10 @@ int s3_multipart_create(struct s3client *c, const char *bucket, const char *key,
     struct headers h = {0};
     if (!opts || !opts->content_type)
         headers_add(&h, "content-type", "application/octet-stream");
-    if (headers_add_put_options(&h, opts, true, err) != 0) {
+    /* A create-only condition belongs on Complete, not on Create. */
+    struct s3_put_options create_opts = opts ? *opts : (struct s3_put_options){0};
+    create_opts.if_none_match = NULL;
+    if (headers_add_put_options(&h, &create_opts, true, err) != 0) {
         headers_free(&h);
         return -1;
     }

@@ -218,7 +218,7 @@ struct s3_put_options {
     const char *sse;            /* NULL, "", "none", "AES256" or "aws:kms" */
     const char *sse_kms_key_id; /* with "aws:kms"; NULL = the account's default key */
     const char *cache_control;
-    const char *if_none_match;  /* "*" = create only (where the server supports it) */
+    const char *if_none_match;  /* "*" = create only, where the server supports it (single PUT) */
 };
 
 struct s3_put_result {

@@ -495,6 +495,20 @@ static void bad_options_are_refused(void **state)
     o.endpoint = "https://example.com/some/path";
     assert_null(s3client_new(&o, &err));
     assert_non_null(strstr(err.message, "no path"));
+    /* Headers are never dropped silently. */
+    o.endpoint = "http://127.0.0.1:1";
+    struct s3client *c = s3client_new(&o, &err);
+    assert_non_null(c);
+    struct aws_header many[40];
+    for (int i = 0; i < 40; i++)
+        many[i] = (struct aws_header){"x-test", "v"};
+    struct aws_request r = {.service = "sqs", .endpoint = "http://127.0.0.1:1", .method = "POST",
+                            .headers = many, .header_count = 40};
+    struct aws_response resp;
+    assert_int_equal(aws_request_send(c, &r, &resp, &err), -1);
+    assert_string_equal(err.code, "InvalidArgument");
+    s3client_free(c);
+
     o.endpoint = NULL;
     o.region = NULL;
     assert_null(s3client_new(&o, &err));

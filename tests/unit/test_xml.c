@@ -150,6 +150,13 @@ static void error_answers(void **state)
     s3_error_from_response(&r, "POST lambda", &err);
     assert_string_equal(err.code, "InvalidParameterValueException");
     assert_non_null(strstr(err.message, "bad payload"));
+
+    /* JSON escapes in the message are decoded (quotes, backslash, \u, surrogate pairs). */
+    r = response(400, "{\"__type\":\"com.amazonaws.sqs#InvalidAction\",\"message\":"
+                      "\"Unknown action: Foo\\\"Bar\\\\Baz \\u00e9 \\ud83d\\udcf7\"}");
+    s3_error_from_response(&r, "POST sqs", &err);
+    assert_string_equal(err.code, "InvalidAction");
+    assert_non_null(strstr(err.message, "Unknown action: Foo\"Bar\\Baz \xc3\xa9 \xf0\x9f\x93\xb7"));
 }
 
 int main(void)
