@@ -34,9 +34,10 @@ export S3IMGFS_REQUIRE_SERVERS=1
 run_suite() {
   local dir=$1; shift
   local setup_args=("$@")
-  if [ -d "$dir" ]; then
+  if [ -f "$dir/meson-private/coredata.dat" ]; then
     meson setup --reconfigure "$dir" "${setup_args[@]}" >/dev/null
   else
+    rm -rf "$dir" # a half-made build folder (an interrupted setup) cannot be reconfigured
     meson setup "$dir" "${setup_args[@]}"
   fi
   ninja -C "$dir"

@@ -200,6 +200,7 @@ t_ls_recursive() {
   ours=$(awk '{ sub(/^ *[0-9]+  [^ ]+  /, ""); print }' <<<"$OUT" | sort)
   theirs=$(aws_keys "$src" in/ | sed 's|^in/||' | sort)
   [ "$ours" = "$theirs" ] || { diag "ls -r: $ours" "aws: $theirs"; return 1; }
+  grep -qxF "sub/deeper/a.txt" <<<"$ours" || { diag "ls -r lacks sub/deeper/a.txt"; return 1; }
   ! grep -q PRE <<<"$OUT" || { show; return 1; }
 }
 
