@@ -28,34 +28,19 @@ const char *aws_response_header(const struct aws_response *resp, const char *nam
     return NULL;
 }
 
-/* Splits "https://host[:port]" into scheme and host; host is malloc'd. */
-static int split_endpoint(const char *endpoint, const char **scheme, char **host)
-{
-    const char *rest;
-    if (strncmp(endpoint, "https://", 8) == 0)
-        *scheme = "https", rest = endpoint + 8;
-    else if (strncmp(endpoint, "http://", 7) == 0)
-        *scheme = "http", rest = endpoint + 7;
-    else
-        return -1;
-    size_t len = strcspn(rest, "/?#");
-    if (len == 0)
-        return -1;
-    *host = strndup(rest, len);
-    return *host ? 0 : -1;
-}
-
 int aws_request_send(struct s3client *c, const struct aws_request *r, struct aws_response *resp,
                      struct s3_error *err)
 {
     char default_endpoint[256];
-    snprintf(default_endpoint, sizeof(default_endpoint), "https://%s.%s.amazonaws.com",
-             r->service, c->region);
+    snprintf(default_endpoint, sizeof(default_endpoint), "https://%s.%s.amazonaws.com", r->service,
+             c->region);
     const char *endpoint = r->endpoint && *r->endpoint ? r->endpoint : default_endpoint;
-    const char *scheme;
+    const char *scheme, *hostport;
+    size_t len;
     char *host = NULL;
     memset(resp, 0, sizeof(*resp));
-    if (split_endpoint(endpoint, &scheme, &host) != 0) {
+    if (endpoint_split(endpoint, &scheme, &hostport, &len) != 0 || len == 0 ||
+        !(host = strndup(hostport, len))) {
         s3_error_set(err, 0, "InvalidArgument", false,
                      "%s endpoint '%s' must be http(s)://host[:port]", r->service, endpoint);
         return -1;
@@ -75,10 +60,17 @@ int aws_request_send(struct s3client *c, const struct aws_request *r, struct aws
     char what[300];
     snprintf(what, sizeof(what), "%s %s%s", r->method, endpoint, r->path ? r->path : "/");
     struct s3_body body = s3_body_mem(r->body, r->body_len);
-    struct http_request req = {.what = what, .service = r->service, .method = r->method,
-                               .scheme = scheme, .host = host, .path = r->path ? r->path : "/",
-                               .query = r->query, .headers = headers, .header_count = n,
-                               .body = r->body ? &body : NULL, .idempotent = r->idempotent};
+    struct http_request req = {.what = what,
+                               .service = r->service,
+                               .method = r->method,
+                               .scheme = scheme,
+                               .host = host,
+                               .path = r->path ? r->path : "/",
+                               .query = r->query,
+                               .headers = headers,
+                               .header_count = n,
+                               .body = r->body ? &body : NULL,
+                               .idempotent = r->idempotent};
     int rc = http_perform(c, &req, resp, err);
     free(host);
     return rc;

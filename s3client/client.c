@@ -16,34 +16,41 @@ static void global_init(void)
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+int endpoint_split(const char *endpoint, const char **scheme, const char **host, size_t *host_len)
+{
+    if (strncmp(endpoint, "https://", 8) == 0)
+        *scheme = "https", *host = endpoint + 8;
+    else if (strncmp(endpoint, "http://", 7) == 0)
+        *scheme = "http", *host = endpoint + 7;
+    else
+        return -1;
+    *host_len = strcspn(*host, "/?#");
+    return 0;
+}
+
 static int parse_endpoint(struct s3client *c, const char *endpoint, struct s3_error *err)
 {
-    const char *rest;
-    if (strncmp(endpoint, "https://", 8) == 0) {
-        c->scheme = strdup("https");
-        rest = endpoint + 8;
-    } else if (strncmp(endpoint, "http://", 7) == 0) {
-        c->scheme = strdup("http");
-        rest = endpoint + 7;
-    } else {
+    const char *scheme, *host;
+    size_t len;
+    if (endpoint_split(endpoint, &scheme, &host, &len) != 0) {
         s3_error_set(err, 0, "InvalidArgument", false,
                      "endpoint '%s' must start with http:// or https://", endpoint);
         return -1;
     }
-    size_t len = strcspn(rest, "/?#");
-    if (len == 0 || (rest[len] && strcmp(rest + len, "/") != 0)) {
+    if (len == 0 || (host[len] && strcmp(host + len, "/") != 0)) {
         s3_error_set(err, 0, "InvalidArgument", false,
                      "endpoint '%s' must be scheme://host[:port] with no path", endpoint);
         return -1;
     }
-    c->hostport = strndup(rest, len);
+    c->scheme = strdup(scheme);
+    c->hostport = strndup(host, len);
     return c->scheme && c->hostport ? 0 : -1;
 }
 
-#define DEFAULT(field, value)                                                                   \
-    do {                                                                                       \
-        if (!(field))                                                                          \
-            (field) = (value);                                                                 \
+#define DEFAULT(field, value)                                                                      \
+    do {                                                                                           \
+        if (!(field))                                                                              \
+            (field) = (value);                                                                     \
     } while (0)
 
 struct s3client *s3client_new(const struct s3client_options *o, struct s3_error *err)
@@ -63,8 +70,7 @@ struct s3client *s3client_new(const struct s3client_options *o, struct s3_error 
     if (!c)
         return NULL;
     char default_endpoint[256];
-    snprintf(default_endpoint, sizeof(default_endpoint), "https://s3.%s.amazonaws.com",
-             o->region);
+    snprintf(default_endpoint, sizeof(default_endpoint), "https://s3.%s.amazonaws.com", o->region);
     if (parse_endpoint(c, o->endpoint && *o->endpoint ? o->endpoint : default_endpoint, err)) {
         s3client_free(c);
         return NULL;
@@ -137,8 +143,8 @@ static bool bucket_fits_host(const struct s3client *c, const char *bucket)
     return true;
 }
 
-int s3_target_init(struct s3client *c, struct s3_target *t, const char *method,
-                   const char *bucket, const char *key, struct s3_error *err)
+int s3_target_init(struct s3client *c, struct s3_target *t, const char *method, const char *bucket,
+                   const char *key, struct s3_error *err)
 {
     memset(t, 0, sizeof(*t));
     if (!bucket || !*bucket) {

@@ -2,8 +2,8 @@
 #include "internal.h"
 
 #include <stdarg.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void s3_error_clear(struct s3_error *err)
@@ -86,11 +86,21 @@ static char *json_unescape(const char *p)
         p += esc ? 2 : 1;
         unsigned cp;
         switch (esc) {
-        case 'n': *o++ = '\n'; break;
-        case 't': *o++ = '\t'; break;
-        case 'r': *o++ = '\r'; break;
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
         case 'u':
             if (sscanf(p, "%4x", &cp) != 1)
                 break;
@@ -104,8 +114,10 @@ static char *json_unescape(const char *p)
             }
             o = put_utf8(o, cp);
             break;
-        case '\0': break;
-        default: *o++ = esc; /* \" \\ \/ */
+        case '\0':
+            break;
+        default:
+            *o++ = esc; /* \" \\ \/ */
         }
     }
     *o = '\0';
@@ -155,32 +167,59 @@ static void parse_error_body(const struct aws_response *resp, struct error_field
 static const char *code_for_status(long status)
 {
     switch (status) {
-    case 301: return "PermanentRedirect";
-    case 400: return "BadRequest";
-    case 403: return "AccessDenied";
-    case 404: return "NotFound";
-    case 405: return "MethodNotAllowed";
-    case 409: return "Conflict";
-    case 412: return "PreconditionFailed";
-    case 416: return "InvalidRange";
-    case 429: return "TooManyRequests";
-    case 500: return "InternalError";
-    case 501: return "NotImplemented";
-    case 503: return "ServiceUnavailable";
-    default: return status >= 500 ? "InternalError" : "HTTPError";
+    case 301:
+        return "PermanentRedirect";
+    case 400:
+        return "BadRequest";
+    case 403:
+        return "AccessDenied";
+    case 404:
+        return "NotFound";
+    case 405:
+        return "MethodNotAllowed";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "PreconditionFailed";
+    case 416:
+        return "InvalidRange";
+    case 429:
+        return "TooManyRequests";
+    case 500:
+        return "InternalError";
+    case 501:
+        return "NotImplemented";
+    case 503:
+        return "ServiceUnavailable";
+    default:
+        return status >= 500 ? "InternalError" : "HTTPError";
     }
 }
 
 static bool code_is_retryable(const char *code, long status)
 {
-    static const char *const transient[] = {
-        "SlowDown", "Throttling", "ThrottlingException", "ThrottledException",
-        "RequestThrottled", "RequestThrottledException", "TooManyRequestsException",
-        "ProvisionedThroughputExceededException", "TransactionInProgressException",
-        "RequestLimitExceeded", "BandwidthLimitExceeded", "RequestTimeout",
-        "RequestTimeoutException", "PriorRequestNotComplete", "InternalError",
-        "ServiceUnavailable", "BadDigest", "XAmzContentSHA256Mismatch", "IDPCommunicationError",
-        "EC2ThrottledException", "TooManyRequests", NULL};
+    static const char *const transient[] = {"SlowDown",
+                                            "Throttling",
+                                            "ThrottlingException",
+                                            "ThrottledException",
+                                            "RequestThrottled",
+                                            "RequestThrottledException",
+                                            "TooManyRequestsException",
+                                            "ProvisionedThroughputExceededException",
+                                            "TransactionInProgressException",
+                                            "RequestLimitExceeded",
+                                            "BandwidthLimitExceeded",
+                                            "RequestTimeout",
+                                            "RequestTimeoutException",
+                                            "PriorRequestNotComplete",
+                                            "InternalError",
+                                            "ServiceUnavailable",
+                                            "BadDigest",
+                                            "XAmzContentSHA256Mismatch",
+                                            "IDPCommunicationError",
+                                            "EC2ThrottledException",
+                                            "TooManyRequests",
+                                            NULL};
     if (status >= 500 || status == 429)
         return true;
     for (size_t i = 0; transient[i]; i++)
@@ -233,8 +272,7 @@ static const char *advice_for(const char *code)
     return NULL;
 }
 
-void s3_error_from_response(const struct aws_response *resp, const char *what,
-                            struct s3_error *err)
+void s3_error_from_response(const struct aws_response *resp, const char *what, struct s3_error *err)
 {
     if (!err)
         return;
@@ -246,11 +284,10 @@ void s3_error_from_response(const struct aws_response *resp, const char *what,
     if (!reqid)
         reqid = aws_response_header(resp, "x-amzn-requestid");
 
-    s3_error_set(err, resp->status, code, code_is_retryable(code, resp->status),
-                 "%s: %s (HTTP %ld %s%s%s)", what,
-                 advice ? advice : (f.message && *f.message ? f.message : code), resp->status,
-                 code, f.message && *f.message && advice ? ": " : "",
-                 f.message && advice ? f.message : "");
+    s3_error_set(
+        err, resp->status, code, code_is_retryable(code, resp->status), "%s: %s (HTTP %ld %s%s%s)",
+        what, advice ? advice : (f.message && *f.message ? f.message : code), resp->status, code,
+        f.message && *f.message && advice ? ": " : "", f.message && advice ? f.message : "");
     snprintf(err->request_id, sizeof(err->request_id), "%s", reqid ? reqid : "");
     free(f.code);
     free(f.message);

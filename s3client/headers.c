@@ -33,7 +33,7 @@ static bool header_text_ok(const char *s, bool is_name)
 }
 
 int headers_add_put_options(struct headers *h, const struct s3_put_options *o, bool with_type,
-                           struct s3_error *err)
+                            struct s3_error *err)
 {
     if (!o)
         return 0;
@@ -74,4 +74,3 @@ int headers_add_put_options(struct headers *h, const struct s3_put_options *o, b
     }
     return 0;
 }
-

@@ -12,9 +12,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define POOL_MAX       64
-#define BODY_MAX_DEF   (64u * 1024 * 1024)
-#define MAX_HEADERS    32
+#define POOL_MAX     64
+#define BODY_MAX_DEF (64u * 1024 * 1024)
+#define MAX_HEADERS  32
 
 /* ---- handle pool and share ---- */
 
@@ -224,7 +224,9 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
     (void)h, (void)userdata;
     if (type != CURLINFO_TEXT && type != CURLINFO_HEADER_IN && type != CURLINFO_HEADER_OUT)
         return 0;
-    const char *prefix = type == CURLINFO_HEADER_OUT ? "> " : type == CURLINFO_HEADER_IN ? "< " : "* ";
+    const char *prefix = type == CURLINFO_HEADER_OUT  ? "> "
+                         : type == CURLINFO_HEADER_IN ? "< "
+                                                      : "* ";
     const char *p = data, *end = data + size;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -273,8 +275,8 @@ static int sign_request(struct s3client *c, const struct http_request *req,
     for (size_t i = 0; i < req->header_count; i++)
         sh->list[sh->count++] = req->headers[i];
 
-    struct sigv4_request sreq = {req->method, req->path, req->query, sh->list, sh->count,
-                                 payload_hash};
+    struct sigv4_request sreq = {req->method, req->path, req->query,
+                                 sh->list,    sh->count, payload_hash};
     struct sigv4_scope scope = {c->region, req->service, sh->amz_date, !req->s3_signing,
                                 !req->s3_signing};
     struct sigv4_signature sig = {0};
@@ -451,7 +453,9 @@ static int attempt(struct s3client *c, const struct http_request *req, const cha
     struct strbuf url = {0};
     strbuf_printf(&url, "%s://%s%s%s%s", req->scheme, req->host, req->path,
                   req->query && *req->query ? "?" : "", req->query ? req->query : "");
-    struct exchange x = {.req = req, .resp = resp, .curl = h,
+    struct exchange x = {.req = req,
+                         .resp = resp,
+                         .curl = h,
                          .max_body = req->max_body ? req->max_body : BODY_MAX_DEF};
     char detail[CURL_ERROR_SIZE] = "";
     configure(c, &x, url.data, headers);
@@ -543,16 +547,6 @@ void s3_md5_base64(const void *data, size_t len, char out[25])
     EVP_EncodeBlock((unsigned char *)out, md, 16);
 }
 
-static void hex(const unsigned char *md, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 int s3_body_digests(const struct s3_body *body, char sha256_hex[65], char md5_b64[25],
                     struct s3_error *err)
 {
@@ -574,8 +568,7 @@ int s3_body_digests(const struct s3_body *body, char sha256_hex[65], char md5_b6
             size_t want = body->length - done < CHUNK ? (size_t)(body->length - done) : CHUNK;
             ssize_t got = pread(body->fd, buf, want, body->offset + (off_t)done);
             if (got <= 0) {
-                s3_error_set(err, 0, "LocalIOError", false,
-                             "reading the data to upload failed: %s",
+                s3_error_set(err, 0, "LocalIOError", false, "reading the data to upload failed: %s",
                              got < 0 ? strerror(errno) : "the file is shorter than expected");
                 goto out;
             }
@@ -590,7 +583,7 @@ int s3_body_digests(const struct s3_body *body, char sha256_hex[65], char md5_b6
     }
     unsigned char md[32];
     EVP_DigestFinal_ex(sha, md, NULL);
-    hex(md, 32, sha256_hex);
+    hex_encode(md, 32, sha256_hex);
     EVP_DigestFinal_ex(md5, md, NULL);
     EVP_EncodeBlock((unsigned char *)md5_b64, md, 16);
     rc = 0;

@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define S3_EMPTY_SHA256   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define S3_ERROR_BODY_MAX (1024 * 1024)
 
 struct s3client {
@@ -43,25 +43,30 @@ struct s3client {
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 };
 
+/* Splits an endpoint "http[s]://host[:port]..." without copying: *scheme is "http" or "https",
+ * and host[:port] is the *host_len bytes at *host (0 when missing); what follows it (a path,
+ * query or fragment, or "") starts at *host + *host_len. Returns -1 for any other scheme. */
+int endpoint_split(const char *endpoint, const char **scheme, const char **host, size_t *host_len);
+
 /* One HTTP exchange, signed and retried by http_perform. */
 struct http_request {
     const char *what;    /* for messages: "PUT s3://bucket/key" */
     const char *service; /* signing name */
     const char *method;
     const char *scheme;
-    const char *host;  /* host[:port], also the Host header */
-    const char *path;  /* wire form */
-    const char *query; /* wire form or NULL */
+    const char *host;                 /* host[:port], also the Host header */
+    const char *path;                 /* wire form */
+    const char *query;                /* wire form or NULL */
     const struct aws_header *headers; /* extra headers, all signed */
     size_t header_count;
     const struct s3_body *body; /* NULL: no body */
     const char *payload_hash;   /* NULL: computed from body */
     bool s3_signing;            /* S3 path rules and x-amz-content-sha256 */
     bool idempotent;
-    bool head;        /* HEAD: no response body */
-    s3_sink_fn sink;  /* 2xx body goes here; NULL: buffered into the response */
+    bool head;       /* HEAD: no response body */
+    s3_sink_fn sink; /* 2xx body goes here; NULL: buffered into the response */
     void *sink_ctx;
-    size_t max_body;  /* limit for a buffered body; 0 = 64 MiB */
+    size_t max_body; /* limit for a buffered body; 0 = 64 MiB */
 };
 
 int http_pool_init(struct s3client *c);
@@ -76,8 +81,8 @@ struct s3_target {
     char *path;
     char what[600];
 };
-int s3_target_init(struct s3client *c, struct s3_target *t, const char *method,
-                   const char *bucket, const char *key, struct s3_error *err);
+int s3_target_init(struct s3client *c, struct s3_target *t, const char *method, const char *bucket,
+                   const char *key, struct s3_error *err);
 void s3_target_clear(struct s3_target *t);
 
 /* Runs an S3 request against a target: fills the common http_request fields. */
@@ -108,6 +113,9 @@ int s3_body_digests(const struct s3_body *body, char sha256_hex[65], char md5_b6
                     struct s3_error *err);
 void s3_md5_base64(const void *data, size_t len, char out[25]);
 
+/* Writes the n bytes at in as 2n lowercase hex digits and a NUL into out. */
+void hex_encode(const unsigned char *in, size_t n, char *out);
+
 /* Copies s without the surrounding quotes of an ETag into out. */
 void s3_copy_etag(char *out, size_t out_size, const char *s);
 
@@ -119,7 +127,9 @@ typedef void (*xml_end_fn)(void *ctx, const char *path, const char *text);
 /* Parses a whole document; rejects DTDs (no entity tricks). Returns 0 or -1 if not well formed. */
 int xml_walk(const char *xml, size_t len, xml_end_fn on_end, void *ctx);
 
-/* Appends s with &<>"' escaped to a growing buffer. */
+/* A growing string (zero-initialise it; it grows geometrically, so appends stay linear).
+ * Appends after an allocation failure are ignored and the failure is remembered, so builders
+ * append freely and check `failed` once at the end. data is NUL-terminated once non-empty. */
 struct strbuf {
     char *data;
     size_t len;
@@ -128,9 +138,14 @@ struct strbuf {
 };
 void strbuf_append(struct strbuf *b, const char *s, size_t len);
 void strbuf_puts(struct strbuf *b, const char *s);
+void strbuf_putc(struct strbuf *b, char c);
 void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s with &<>"' (and CR, LF, tab) escaped. */
 void strbuf_xml_escaped(struct strbuf *b, const char *s);
 void strbuf_free(struct strbuf *b);
+/* Hands the string over to the caller (an empty buffer yields ""), or NULL after a failure;
+ * the buffer is left empty either way. */
+char *strbuf_take(struct strbuf *b);
 
 /* Parses "2026-01-01T00:00:00.000Z". Returns (time_t)-1 when malformed. */
 time_t s3_parse_iso8601(const char *s);

@@ -10,9 +10,8 @@
 struct list_parse {
     struct s3_list_page *page;
     struct s3_list_object cur;
-    bool url_encoded;
+    bool url_encoded; /* keys stay encoded until the whole page is read */
     bool oom;
-    /* Raw (possibly encoded) strings, decoded once the encoding is known at the end. */
 };
 
 static bool push_object(struct list_parse *p)
@@ -34,7 +33,11 @@ static bool push_prefix(struct list_parse *p, const char *text)
     if (!grown)
         return false;
     pg->common_prefixes = grown;
-    return (grown[pg->prefix_count] = strdup(text)) != NULL && ++pg->prefix_count;
+    char *copy = strdup(text);
+    if (!copy)
+        return false;
+    grown[pg->prefix_count++] = copy;
+    return true;
 }
 
 static void list_end(void *ctx, const char *path, const char *text)

@@ -40,8 +40,7 @@ static int run(struct s3client *c, const char *method, const char *bucket, const
 }
 
 int s3_multipart_create(struct s3client *c, const char *bucket, const char *key,
-                        const struct s3_put_options *opts, char **upload_id,
-                        struct s3_error *err)
+                        const struct s3_put_options *opts, char **upload_id, struct s3_error *err)
 {
     struct headers h = {0};
     if (!opts || !opts->content_type)
@@ -53,8 +52,8 @@ int s3_multipart_create(struct s3client *c, const char *bucket, const char *key,
         headers_free(&h);
         return -1;
     }
-    struct http_request req = {.query = "uploads=", .headers = h.list, .header_count = h.count,
-                               .idempotent = true};
+    struct http_request req = {
+        .query = "uploads=", .headers = h.list, .header_count = h.count, .idempotent = true};
     struct aws_response resp;
     int rc = run(c, "POST", bucket, key, "CreateMultipartUpload", &req, &resp, err);
     if (rc == 0) {
@@ -86,8 +85,12 @@ int s3_multipart_upload_part(struct s3client *c, const char *bucket, const char 
         return -1;
     }
     struct aws_header h[] = {{"content-md5", md5}};
-    struct http_request req = {.query = query, .headers = h, .header_count = 1, .body = body,
-                               .payload_hash = sha, .idempotent = true};
+    struct http_request req = {.query = query,
+                               .headers = h,
+                               .header_count = 1,
+                               .body = body,
+                               .payload_hash = sha,
+                               .idempotent = true};
     struct aws_response resp;
     char what[48];
     snprintf(what, sizeof(what), "UploadPart %d of", part_number);
@@ -160,8 +163,8 @@ int s3_multipart_complete(struct s3client *c, const char *bucket, const char *ke
     }
     struct s3_body b = s3_body_mem(body.data, body.len);
     struct aws_header h[] = {{"content-type", "application/xml"}};
-    struct http_request req = {.query = query, .headers = h, .header_count = 1, .body = &b,
-                               .idempotent = true};
+    struct http_request req = {
+        .query = query, .headers = h, .header_count = 1, .body = &b, .idempotent = true};
     struct aws_response resp;
     int rc = run(c, "POST", bucket, key, "CompleteMultipartUpload", &req, &resp, err);
     /* Like CopyObject, Complete can fail after a 200 status line. */
@@ -171,8 +174,8 @@ int s3_multipart_complete(struct s3client *c, const char *bucket, const char *ke
             s3_error_from_response(&resp, "CompleteMultipartUpload", err);
         else
             s3_error_set(err, resp.status, "BadResponse", true,
-                         "CompleteMultipartUpload s3://%s/%s: the answer is not valid XML",
-                         bucket, key);
+                         "CompleteMultipartUpload s3://%s/%s: the answer is not valid XML", bucket,
+                         key);
         rc = -1;
     }
     if (rc == 0 && result) {
@@ -436,7 +439,7 @@ struct upload_job {
     struct s3_part *parts;
 
     pthread_mutex_t lock;
-    int next_part;     /* next part number to send */
+    int next_part; /* next part number to send */
     bool failed;
     struct s3_error first_error;
 };
@@ -454,8 +457,8 @@ static void *part_worker(void *arg)
     struct upload_job *j = arg;
     for (int n; (n = take_part(j)) != 0;) {
         uint64_t start = (uint64_t)(n - 1) * j->part_size;
-        uint64_t len = j->body->length - start < j->part_size ? j->body->length - start
-                                                                : j->part_size;
+        uint64_t len =
+            j->body->length - start < j->part_size ? j->body->length - start : j->part_size;
         struct s3_body slice = j->body->fd >= 0
                                    ? s3_body_fd(j->body->fd, j->body->offset + (off_t)start, len)
                                    : s3_body_mem((const char *)j->body->data + start, len);
@@ -489,8 +492,7 @@ static void upload_parts(struct upload_job *j, unsigned parallel)
 }
 
 int s3_upload(struct s3client *c, const char *bucket, const char *key, const struct s3_body *body,
-              const struct s3_put_options *opts, struct s3_put_result *result,
-              struct s3_error *err)
+              const struct s3_put_options *opts, struct s3_put_result *result, struct s3_error *err)
 {
     if (body->length < c->multipart_threshold)
         return s3_put_object(c, bucket, key, body, opts, result, err);
@@ -498,8 +500,12 @@ int s3_upload(struct s3client *c, const char *bucket, const char *key, const str
     uint64_t part_size = c->multipart_part_size;
     if ((body->length + part_size - 1) / part_size > MAX_PARTS)
         part_size = (body->length + MAX_PARTS - 1) / MAX_PARTS;
-    struct upload_job j = {.c = c, .bucket = bucket, .key = key, .body = body,
-                           .part_size = part_size, .next_part = 1,
+    struct upload_job j = {.c = c,
+                           .bucket = bucket,
+                           .key = key,
+                           .body = body,
+                           .part_size = part_size,
+                           .next_part = 1,
                            .part_count = (int)((body->length + part_size - 1) / part_size)};
     char *upload_id = NULL;
     if (s3_multipart_create(c, bucket, key, opts, &upload_id, err) != 0)
@@ -516,8 +522,8 @@ int s3_upload(struct s3client *c, const char *bucket, const char *key, const str
             if (err)
                 *err = j.first_error;
         } else {
-            rc = s3_multipart_complete(c, bucket, key, upload_id, j.parts,
-                                       (size_t)j.part_count, result, err);
+            rc = s3_multipart_complete(c, bucket, key, upload_id, j.parts, (size_t)j.part_count,
+                                       result, err);
         }
     }
     if (rc != 0) /* best effort: the upload's parts would otherwise cost storage */

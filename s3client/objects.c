@@ -34,8 +34,12 @@ int s3_put_object(struct s3client *c, const char *bucket, const char *key,
         headers_free(&h);
         return -1;
     }
-    struct http_request req = {.method = "PUT", .headers = h.list, .header_count = h.count,
-                               .body = body, .payload_hash = sha, .idempotent = true};
+    struct http_request req = {.method = "PUT",
+                               .headers = h.list,
+                               .header_count = h.count,
+                               .body = body,
+                               .payload_hash = sha,
+                               .idempotent = true};
     struct aws_response resp;
     rc = s3_perform(c, &t, &req, &resp, err);
     if (rc == 0)
@@ -54,8 +58,7 @@ int s3_get_object(struct s3client *c, const char *bucket, const char *key,
     char range[64];
     if (opts && opts->ranged) {
         if (opts->range_length)
-            snprintf(range, sizeof(range), "bytes=%llu-%llu",
-                     (unsigned long long)opts->range_start,
+            snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)opts->range_start,
                      (unsigned long long)(opts->range_start + opts->range_length - 1));
         else
             snprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)opts->range_start);
@@ -66,8 +69,12 @@ int s3_get_object(struct s3client *c, const char *bucket, const char *key,
     struct s3_target t;
     if (s3_target_init(c, &t, "GET", bucket, key, err) != 0)
         return -1;
-    struct http_request req = {.method = "GET", .headers = h.list, .header_count = h.count,
-                               .idempotent = true, .sink = sink, .sink_ctx = sink_ctx};
+    struct http_request req = {.method = "GET",
+                               .headers = h.list,
+                               .header_count = h.count,
+                               .idempotent = true,
+                               .sink = sink,
+                               .sink_ctx = sink_ctx};
     struct aws_response resp;
     int rc = s3_perform(c, &t, &req, &resp, err);
     if (rc == 0 && info && s3_info_from_headers(&resp, info) != 0) {
@@ -142,8 +149,8 @@ static int write_to_buf(void *ctx, uint64_t offset, const void *data, size_t len
 }
 
 int s3_get_object_buf(struct s3client *c, const char *bucket, const char *key,
-                      const struct s3_get_options *opts, size_t max_len, void **data,
-                      size_t *len, struct s3_object_info *info, struct s3_error *err)
+                      const struct s3_get_options *opts, size_t max_len, void **data, size_t *len,
+                      struct s3_object_info *info, struct s3_error *err)
 {
     struct buf_sink s = {.max = max_len};
     int rc = s3_get_object(c, bucket, key, opts, write_to_buf, &s, info, err);
@@ -187,8 +194,8 @@ static int simple_request(struct s3client *c, const char *method, const char *bu
     struct s3_target t;
     if (s3_target_init(c, &t, method, bucket, key, err) != 0)
         return -1;
-    struct http_request req = {.method = method, .query = query, .idempotent = true,
-                               .head = strcmp(method, "HEAD") == 0};
+    struct http_request req = {
+        .method = method, .query = query, .idempotent = true, .head = strcmp(method, "HEAD") == 0};
     struct aws_response resp;
     int rc = s3_perform(c, &t, &req, &resp, err);
     aws_response_clear(&resp);
@@ -196,8 +203,7 @@ static int simple_request(struct s3client *c, const char *method, const char *bu
     return rc;
 }
 
-int s3_delete_object(struct s3client *c, const char *bucket, const char *key,
-                     struct s3_error *err)
+int s3_delete_object(struct s3client *c, const char *bucket, const char *key, struct s3_error *err)
 {
     struct s3_error local;
     struct s3_error *e = err ? err : &local;
@@ -270,13 +276,17 @@ static int delete_batch(struct s3client *c, const char *bucket, const char *cons
     int rc = s3_target_init(c, &t, "POST", bucket, NULL, err);
     if (rc == 0) {
         snprintf(t.what, sizeof(t.what), "DeleteObjects s3://%s (%zu keys)", bucket, count);
-        struct http_request req = {.method = "POST", .query = "delete=", .headers = h,
-                                   .header_count = 2, .body = &b, .idempotent = true};
+        struct http_request req = {.method = "POST",
+                                   .query = "delete=",
+                                   .headers = h,
+                                   .header_count = 2,
+                                   .body = &b,
+                                   .idempotent = true};
         struct aws_response resp;
         rc = s3_perform(c, &t, &req, &resp, err);
         if (rc == 0 && xml_walk(resp.body, resp.body_len, delete_end, r) != 0) {
-            s3_error_set(err, resp.status, "BadResponse", true,
-                         "%s: the answer is not valid XML", t.what);
+            s3_error_set(err, resp.status, "BadResponse", true, "%s: the answer is not valid XML",
+                         t.what);
             rc = -1;
         }
         aws_response_clear(&resp);
@@ -286,8 +296,8 @@ static int delete_batch(struct s3client *c, const char *bucket, const char *cons
     return rc;
 }
 
-int s3_delete_objects(struct s3client *c, const char *bucket, const char *const *keys,
-                      size_t count, size_t *failed, struct s3_error *err)
+int s3_delete_objects(struct s3client *c, const char *bucket, const char *const *keys, size_t count,
+                      size_t *failed, struct s3_error *err)
 {
     struct delete_result r = {0};
     int rc = 0;
@@ -295,8 +305,8 @@ int s3_delete_objects(struct s3client *c, const char *bucket, const char *const 
         rc = delete_batch(c, bucket, keys + i, count - i < 1000 ? count - i : 1000, &r, err);
     if (rc == 0 && r.failed) {
         s3_error_set(err, 0, r.first_code ? r.first_code : "InternalError", false,
-                     "DeleteObjects s3://%s: %zu of %zu keys not deleted; first: '%s': %s",
-                     bucket, r.failed, count, r.first_key ? r.first_key : "?",
+                     "DeleteObjects s3://%s: %zu of %zu keys not deleted; first: '%s': %s", bucket,
+                     r.failed, count, r.first_key ? r.first_key : "?",
                      r.first_message && *r.first_message ? r.first_message : r.first_code);
         rc = -1;
     }
@@ -324,9 +334,8 @@ static void copy_end(void *ctx, const char *path, const char *text)
 }
 
 int s3_copy_object(struct s3client *c, const char *src_bucket, const char *src_key,
-                   const char *dst_bucket, const char *dst_key,
-                   const struct s3_copy_options *opts, struct s3_put_result *result,
-                   struct s3_error *err)
+                   const char *dst_bucket, const char *dst_key, const struct s3_copy_options *opts,
+                   struct s3_put_result *result, struct s3_error *err)
 {
     char *enc_key = aws_uri_encode(src_key, strlen(src_key), true);
     char *source = NULL;
@@ -346,10 +355,10 @@ int s3_copy_object(struct s3client *c, const char *src_bucket, const char *src_k
     int rc = -1;
     if (headers_add_put_options(&h, opts ? opts->put : NULL, replace, err) == 0 &&
         s3_target_init(c, &t, "PUT", dst_bucket, dst_key, err) == 0) {
-        snprintf(t.what, sizeof(t.what), "CopyObject s3://%s/%s -> s3://%s/%s", src_bucket,
-                 src_key, dst_bucket, dst_key);
-        struct http_request req = {.method = "PUT", .headers = h.list, .header_count = h.count,
-                                   .idempotent = true};
+        snprintf(t.what, sizeof(t.what), "CopyObject s3://%s/%s -> s3://%s/%s", src_bucket, src_key,
+                 dst_bucket, dst_key);
+        struct http_request req = {
+            .method = "PUT", .headers = h.list, .header_count = h.count, .idempotent = true};
         struct aws_response resp;
         rc = s3_perform(c, &t, &req, &resp, err);
         /* A copy can fail after the 200 status line: the error is then in the body. */
@@ -400,10 +409,11 @@ int s3_create_bucket(struct s3client *c, const char *bucket, struct s3_error *er
         return -1;
     struct strbuf body = {0};
     if (strcmp(c->region, "us-east-1") != 0)
-        strbuf_printf(&body,
-                      "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-                      "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>",
-                      c->region);
+        strbuf_printf(
+            &body,
+            "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+            "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>",
+            c->region);
     struct s3_body b = s3_body_mem(body.data, body.len);
     struct http_request req = {.method = "PUT", .body = body.len ? &b : NULL, .idempotent = true};
     struct aws_response resp;

@@ -30,13 +30,13 @@ extern "C" {
 /* Errors                                                                                       */
 
 struct s3_error {
-    long http_status;   /* 0 when no HTTP answer came (connection, DNS, timeout, local I/O) */
-    char code[64];      /* S3/AWS error code ("NoSuchKey", "SignatureDoesNotMatch", "SlowDown"),
-                           or one of ours: "ConnectionFailed", "Timeout", "TLSError",
-                           "LocalIOError", "InvalidArgument", "OutOfMemory", "BadResponse" */
-    char message[512];  /* one line, says what happened and what to do about it */
+    long http_status;  /* 0 when no HTTP answer came (connection, DNS, timeout, local I/O) */
+    char code[64];     /* S3/AWS error code ("NoSuchKey", "SignatureDoesNotMatch", "SlowDown"),
+                          or one of ours: "ConnectionFailed", "Timeout", "TLSError",
+                          "LocalIOError", "InvalidArgument", "OutOfMemory", "BadResponse" */
+    char message[512]; /* one line, says what happened and what to do about it */
     char request_id[128];
-    bool retryable;     /* a later attempt may succeed (5xx, throttling, network) */
+    bool retryable; /* a later attempt may succeed (5xx, throttling, network) */
 };
 
 void s3_error_clear(struct s3_error *err);
@@ -70,9 +70,9 @@ struct aws_header {
 };
 
 struct sigv4_request {
-    const char *method;  /* "GET", "PUT", ... */
-    const char *path;    /* as sent on the wire: percent-encoded, starts with '/' */
-    const char *query;   /* as sent on the wire, without '?'; NULL or "" when none */
+    const char *method;               /* "GET", "PUT", ... */
+    const char *path;                 /* as sent on the wire: percent-encoded, starts with '/' */
+    const char *query;                /* as sent on the wire, without '?'; NULL or "" when none */
     const struct aws_header *headers; /* all headers to sign; must include "host" */
     size_t header_count;
     const char *payload_hash; /* lowercase hex SHA-256 of the body, or "UNSIGNED-PAYLOAD" */
@@ -197,13 +197,13 @@ struct s3_kv {
 };
 
 struct s3_object_info {
-    uint64_t size;           /* bytes of the object (whole object, also for ranged GETs) */
+    uint64_t size; /* bytes of the object (whole object, also for ranged GETs) */
     time_t last_modified;
-    char etag[128];          /* without quotes */
+    char etag[128]; /* without quotes */
     char content_type[256];
-    char sse[32];            /* x-amz-server-side-encryption, "" when none reported */
+    char sse[32]; /* x-amz-server-side-encryption, "" when none reported */
     char version_id[128];
-    struct s3_kv *metadata;  /* user metadata, names lowercased without "x-amz-meta-" */
+    struct s3_kv *metadata; /* user metadata, names lowercased without "x-amz-meta-" */
     size_t metadata_count;
 };
 
@@ -218,7 +218,7 @@ struct s3_put_options {
     const char *sse;            /* NULL, "", "none", "AES256" or "aws:kms" */
     const char *sse_kms_key_id; /* with "aws:kms"; NULL = the account's default key */
     const char *cache_control;
-    const char *if_none_match;  /* "*" = create only, where the server supports it (single PUT) */
+    const char *if_none_match; /* "*" = create only, where the server supports it (single PUT) */
 };
 
 struct s3_put_result {
@@ -239,10 +239,10 @@ int s3_upload(struct s3client *c, const char *bucket, const char *key, const str
               struct s3_error *err);
 
 struct s3_get_options {
-    bool ranged;            /* with range_start/range_length */
+    bool ranged; /* with range_start/range_length */
     uint64_t range_start;
-    uint64_t range_length;  /* 0 = to the end */
-    const char *if_match;   /* ETag the object must still have (else PreconditionFailed) */
+    uint64_t range_length; /* 0 = to the end */
+    const char *if_match;  /* ETag the object must still have (else PreconditionFailed) */
 };
 
 /* GETs an object (or a range of it) into a sink. `info` (may be NULL) receives the headers. */
@@ -258,21 +258,20 @@ int s3_get_object_fd(struct s3client *c, const char *bucket, const char *key,
 /* GETs into a malloc'd buffer (caller frees *data). Fails with "EntityTooLarge" when the body
  * exceeds max_len (0 = no limit). The buffer is NUL-terminated for convenience (not counted). */
 int s3_get_object_buf(struct s3client *c, const char *bucket, const char *key,
-                      const struct s3_get_options *opts, size_t max_len, void **data,
-                      size_t *len, struct s3_object_info *info, struct s3_error *err);
+                      const struct s3_get_options *opts, size_t max_len, void **data, size_t *len,
+                      struct s3_object_info *info, struct s3_error *err);
 
 /* HEAD. A missing object fails with code "NoSuchKey" and http_status 404. */
 int s3_head_object(struct s3client *c, const char *bucket, const char *key,
                    struct s3_object_info *info, struct s3_error *err);
 
 /* DELETE. Deleting a missing key succeeds (as in S3). */
-int s3_delete_object(struct s3client *c, const char *bucket, const char *key,
-                     struct s3_error *err);
+int s3_delete_object(struct s3client *c, const char *bucket, const char *key, struct s3_error *err);
 
 /* Deletes many keys (batches of 1000 per request). Returns -1 if any key could not be deleted;
  * *failed (may be NULL) receives how many, and err describes the first one. */
-int s3_delete_objects(struct s3client *c, const char *bucket, const char *const *keys,
-                      size_t count, size_t *failed, struct s3_error *err);
+int s3_delete_objects(struct s3client *c, const char *bucket, const char *const *keys, size_t count,
+                      size_t *failed, struct s3_error *err);
 
 struct s3_copy_options {
     /* false: the copy keeps the source's metadata and content type (COPY);
@@ -284,16 +283,15 @@ struct s3_copy_options {
 
 /* Server-side copy (up to 5 GiB in one request). */
 int s3_copy_object(struct s3client *c, const char *src_bucket, const char *src_key,
-                   const char *dst_bucket, const char *dst_key,
-                   const struct s3_copy_options *opts, struct s3_put_result *result,
-                   struct s3_error *err);
+                   const char *dst_bucket, const char *dst_key, const struct s3_copy_options *opts,
+                   struct s3_put_result *result, struct s3_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Listings                                                                                     */
 
 struct s3_list_options {
-    const char *prefix;             /* NULL = whole bucket */
-    const char *delimiter;          /* NULL = flat listing; "/" = one directory level */
+    const char *prefix;    /* NULL = whole bucket */
+    const char *delimiter; /* NULL = flat listing; "/" = one directory level */
     const char *start_after;
     const char *continuation_token; /* from a previous page's next_token */
     unsigned max_keys;              /* 0 = server default (1000) */
@@ -337,8 +335,7 @@ struct s3_part {
 };
 
 int s3_multipart_create(struct s3client *c, const char *bucket, const char *key,
-                        const struct s3_put_options *opts, char **upload_id,
-                        struct s3_error *err);
+                        const struct s3_put_options *opts, char **upload_id, struct s3_error *err);
 int s3_multipart_upload_part(struct s3client *c, const char *bucket, const char *key,
                              const char *upload_id, int part_number, const struct s3_body *body,
                              struct s3_part *part, struct s3_error *err);
@@ -381,11 +378,12 @@ char *s3_presign_get(struct s3client *c, const char *bucket, const char *key,
 /* Other AWS services                                                                           */
 
 struct aws_request {
-    const char *service;  /* signing name: "sns", "sts", "lambda", "sqs" */
-    const char *endpoint; /* "https://host[:port]"; NULL = https://<service>.<region>.amazonaws.com */
-    const char *method;   /* "POST" */
-    const char *path;     /* wire form, e.g. "/2015-03-31/functions/f/invocations"; NULL = "/" */
-    const char *query;    /* wire form, or NULL */
+    const char *service; /* signing name: "sns", "sts", "lambda", "sqs" */
+    const char
+        *endpoint;      /* "https://host[:port]"; NULL = https://<service>.<region>.amazonaws.com */
+    const char *method; /* "POST" */
+    const char *path;   /* wire form, e.g. "/2015-03-31/functions/f/invocations"; NULL = "/" */
+    const char *query;  /* wire form, or NULL */
     const char *content_type;
     const struct aws_header *headers; /* extra headers (signed) */
     size_t header_count;
@@ -405,8 +403,8 @@ struct aws_response {
 /* Sends a signed request. A non-2xx answer fails with the service's error code and message
  * (parsed from an XML <Error>, a JSON "__type"/"message" or the x-amzn-ErrorType header); the
  * response is filled in both cases. Free with aws_response_clear. */
-int aws_request_send(struct s3client *c, const struct aws_request *req,
-                     struct aws_response *resp, struct s3_error *err);
+int aws_request_send(struct s3client *c, const struct aws_request *req, struct aws_response *resp,
+                     struct s3_error *err);
 void aws_response_clear(struct aws_response *resp);
 const char *aws_response_header(const struct aws_response *resp, const char *name);
 

@@ -12,7 +12,7 @@
  * Cost per request: one pass over each input plus one sort of the query parameters and one of
  * the headers; strings grow geometrically, so nothing is quadratic and nothing is truncated.
  */
-#include "s3client.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -31,66 +31,11 @@
 #define PRESIGN_MAX_SECONDS 604800u
 
 /* ------------------------------------------------------------------------------------------ */
-/* A growable string. Appends after an allocation failure are ignored and the failure is
- * remembered, so builders append freely and check once at the end (as curl's dynbuf does). */
-
-struct sbuf {
-    char *ptr;
-    size_t len;
-    size_t cap;
-    bool failed;
-};
-
-static void sb_free(struct sbuf *sb)
-{
-    free(sb->ptr);
-    memset(sb, 0, sizeof(*sb));
-}
-
-static bool sb_reserve(struct sbuf *sb, size_t extra)
-{
-    if (sb->failed)
-        return false;
-    if (extra < sb->cap - sb->len)
-        return true; /* room for extra bytes and the NUL */
-    if (extra > SIZE_MAX / 2 - sb->len - 1) {
-        sb->failed = true;
-        return false;
-    }
-    size_t cap = sb->cap ? sb->cap : 256;
-    while (cap <= sb->len + extra)
-        cap *= 2;
-    char *p = realloc(sb->ptr, cap);
-    if (!p) {
-        sb->failed = true;
-        return false;
-    }
-    sb->ptr = p;
-    sb->cap = cap;
-    return true;
-}
-
-static void sb_add(struct sbuf *sb, const char *s, size_t n)
-{
-    if (!sb_reserve(sb, n))
-        return;
-    memcpy(sb->ptr + sb->len, s, n);
-    sb->len += n;
-    sb->ptr[sb->len] = '\0';
-}
-
-static void sb_adds(struct sbuf *sb, const char *s)
-{
-    sb_add(sb, s, strlen(s));
-}
-
-static void sb_addc(struct sbuf *sb, char c)
-{
-    sb_add(sb, &c, 1);
-}
+/* Strings are built in a struct strbuf (internal.h): appends after an allocation failure are
+ * ignored and the failure is remembered, so builders append freely and check once at the end. */
 
 /* Appends s percent-encoded with the SigV4 rule (through uri.c, the one place that rule lives). */
-static void sb_add_encoded(struct sbuf *sb, const char *s, size_t n, bool keep_slash)
+static void append_encoded(struct strbuf *sb, const char *s, size_t n, bool keep_slash)
 {
     if (sb->failed)
         return;
@@ -99,27 +44,14 @@ static void sb_add_encoded(struct sbuf *sb, const char *s, size_t n, bool keep_s
         sb->failed = true;
         return;
     }
-    sb_adds(sb, enc);
+    strbuf_puts(sb, enc);
     free(enc);
-}
-
-/* Hands the string over to the caller (an empty sbuf yields ""), or NULL after a failure. */
-static char *sb_take(struct sbuf *sb)
-{
-    if (!sb_reserve(sb, 0)) {
-        sb_free(sb);
-        return NULL;
-    }
-    sb->ptr[sb->len] = '\0';
-    char *s = sb->ptr;
-    memset(sb, 0, sizeof(*sb));
-    return s;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Crypto (OpenSSL 3: the one-shot EVP_Digest and HMAC calls are not deprecated). */
 
-static void hex_encode(const unsigned char *in, size_t n, char *out)
+void hex_encode(const unsigned char *in, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -260,7 +192,7 @@ struct segment {
 
 /* Removes empty, "." and ".." segments as RFC 3986 remove_dot_segments would (".." never climbs
  * above the root), keeping one trailing '/' when the path had one and something is left. */
-static bool append_normalized_path(struct sbuf *out, const char *path)
+static bool append_normalized_path(struct strbuf *out, const char *path)
 {
     size_t max_segments = 1;
     for (const char *p = path; *p; p++)
@@ -286,42 +218,42 @@ static bool append_normalized_path(struct sbuf *out, const char *path)
         segs[depth++] = (struct segment){start, len};
     }
 
-    sb_addc(out, '/');
+    strbuf_putc(out, '/');
     for (size_t i = 0; i < depth; i++) {
-        sb_add(out, segs[i].ptr, segs[i].len);
+        strbuf_append(out, segs[i].ptr, segs[i].len);
         if (i + 1 < depth)
-            sb_addc(out, '/');
+            strbuf_putc(out, '/');
     }
     size_t path_len = strlen(path);
     if (depth > 0 && path[path_len - 1] == '/')
-        sb_addc(out, '/');
+        strbuf_putc(out, '/');
     free(segs);
     return true;
 }
 
 /* S3 signs the path exactly as sent. Other services sign it normalised, and encode it once more
  * (a wire "%20" becomes "%2520"): that is what their servers recompute on their side. */
-static bool append_canonical_path(struct sbuf *out, const char *path,
+static bool append_canonical_path(struct strbuf *out, const char *path,
                                   const struct sigv4_scope *scope)
 {
     if (!scope->normalize_path && !scope->double_encode) {
-        sb_adds(out, path);
+        strbuf_puts(out, path);
         return true;
     }
-    struct sbuf normal = {0};
+    struct strbuf normal = {0};
     const char *p = path;
     if (scope->normalize_path) {
         if (!append_normalized_path(&normal, path) || normal.failed) {
-            sb_free(&normal);
+            strbuf_free(&normal);
             return false;
         }
-        p = normal.ptr;
+        p = normal.data;
     }
     if (scope->double_encode)
-        sb_add_encoded(out, p, strlen(p), true);
+        append_encoded(out, p, strlen(p), true);
     else
-        sb_adds(out, p);
-    sb_free(&normal);
+        strbuf_puts(out, p);
+    strbuf_free(&normal);
     return true;
 }
 
@@ -406,7 +338,7 @@ static int parse_query(const char *query, struct query_param **out, size_t *coun
     return 0;
 }
 
-static int append_canonical_query(struct sbuf *out, const char *query, struct s3_error *err)
+static int append_canonical_query(struct strbuf *out, const char *query, struct s3_error *err)
 {
     if (is_empty(query))
         return 0;
@@ -417,10 +349,10 @@ static int append_canonical_query(struct sbuf *out, const char *query, struct s3
     qsort(params, count, sizeof(*params), compare_params);
     for (size_t i = 0; i < count; i++) {
         if (i)
-            sb_addc(out, '&');
-        sb_adds(out, params[i].name);
-        sb_addc(out, '=');
-        sb_adds(out, params[i].value);
+            strbuf_putc(out, '&');
+        strbuf_puts(out, params[i].name);
+        strbuf_putc(out, '=');
+        strbuf_puts(out, params[i].value);
     }
     free_params(params, count);
     return 0;
@@ -462,15 +394,14 @@ static int compare_header_refs(const void *a, const void *b)
     return ha->order < hb->order ? -1 : ha->order > hb->order;
 }
 
-static void append_lowercase(struct sbuf *out, const char *s)
+static void append_lowercase(struct strbuf *out, const char *s)
 {
-    size_t n = strlen(s);
-    if (!sb_reserve(out, n))
+    size_t start = out->len;
+    strbuf_puts(out, s);
+    if (out->failed)
         return;
-    for (size_t i = 0; i < n; i++)
-        out->ptr[out->len + i] = (char)ascii_lower((unsigned char)s[i]);
-    out->len += n;
-    out->ptr[out->len] = '\0';
+    for (size_t i = start; i < out->len; i++)
+        out->data[i] = (char)ascii_lower((unsigned char)out->data[i]);
 }
 
 static bool is_lws(char c)
@@ -478,7 +409,7 @@ static bool is_lws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static void append_trimmed_value(struct sbuf *out, const char *v)
+static void append_trimmed_value(struct strbuf *out, const char *v)
 {
     bool first = true;
     while (*v) {
@@ -490,15 +421,15 @@ static void append_trimmed_value(struct sbuf *out, const char *v)
         if (v == word)
             break;
         if (!first)
-            sb_addc(out, ' ');
-        sb_add(out, word, (size_t)(v - word));
+            strbuf_putc(out, ' ');
+        strbuf_append(out, word, (size_t)(v - word));
         first = false;
     }
 }
 
 /* Fills `canon` with "name:value\n" lines and `names` with "name;name". */
-static int build_headers(const struct sigv4_request *req, struct sbuf *canon, struct sbuf *names,
-                         struct s3_error *err)
+static int build_headers(const struct sigv4_request *req, struct strbuf *canon,
+                         struct strbuf *names, struct s3_error *err)
 {
     size_t n = req->header_count;
     struct header_ref *refs = malloc((n ? n : 1) * sizeof(*refs));
@@ -513,21 +444,21 @@ static int build_headers(const struct sigv4_request *req, struct sbuf *canon, st
         const char *name = refs[i].h->name;
         bool repeated = i > 0 && ascii_casecmp(name, refs[i - 1].h->name) == 0;
         if (repeated) {
-            sb_addc(canon, ',');
+            strbuf_putc(canon, ',');
         } else {
             if (i > 0) {
-                sb_addc(canon, '\n');
-                sb_addc(names, ';');
+                strbuf_putc(canon, '\n');
+                strbuf_putc(names, ';');
             }
             append_lowercase(canon, name);
-            sb_addc(canon, ':');
+            strbuf_putc(canon, ':');
             append_lowercase(names, name);
             has_host |= ascii_casecmp(name, "host") == 0;
         }
         append_trimmed_value(canon, refs[i].h->value);
     }
     if (n)
-        sb_addc(canon, '\n');
+        strbuf_putc(canon, '\n');
     free(refs);
 
     if (!has_host) {
@@ -542,60 +473,61 @@ static int build_headers(const struct sigv4_request *req, struct sbuf *canon, st
 /* Putting it together */
 
 /* "20150830/us-east-1/service/aws4_request" */
-static void append_credential_scope(struct sbuf *out, const struct sigv4_scope *scope)
+static void append_credential_scope(struct strbuf *out, const struct sigv4_scope *scope)
 {
-    sb_add(out, scope->amz_date, 8);
-    sb_addc(out, '/');
-    sb_adds(out, scope->region);
-    sb_addc(out, '/');
-    sb_adds(out, scope->service);
-    sb_adds(out, "/aws4_request");
+    strbuf_append(out, scope->amz_date, 8);
+    strbuf_putc(out, '/');
+    strbuf_puts(out, scope->region);
+    strbuf_putc(out, '/');
+    strbuf_puts(out, scope->service);
+    strbuf_puts(out, "/aws4_request");
 }
 
 /* METHOD \n PATH \n QUERY \n HEADER LINES \n SIGNED HEADERS \n PAYLOAD HASH */
 static int build_canonical_request(const struct sigv4_request *req, const char *query,
-                                   const struct sigv4_scope *scope, const struct sbuf *headers,
-                                   const struct sbuf *names, struct sbuf *cr, struct s3_error *err)
+                                   const struct sigv4_scope *scope, const struct strbuf *headers,
+                                   const struct strbuf *names, struct strbuf *cr,
+                                   struct s3_error *err)
 {
-    sb_adds(cr, req->method);
-    sb_addc(cr, '\n');
+    strbuf_puts(cr, req->method);
+    strbuf_putc(cr, '\n');
     if (!append_canonical_path(cr, req->path, scope))
         return fail_oom(err);
-    sb_addc(cr, '\n');
+    strbuf_putc(cr, '\n');
     if (append_canonical_query(cr, query, err) < 0)
         return -1;
-    sb_addc(cr, '\n');
-    sb_add(cr, headers->ptr, headers->len);
-    sb_addc(cr, '\n');
-    sb_add(cr, names->ptr, names->len);
-    sb_addc(cr, '\n');
-    sb_adds(cr, req->payload_hash);
+    strbuf_putc(cr, '\n');
+    strbuf_append(cr, headers->data, headers->len);
+    strbuf_putc(cr, '\n');
+    strbuf_append(cr, names->data, names->len);
+    strbuf_putc(cr, '\n');
+    strbuf_puts(cr, req->payload_hash);
     return cr->failed ? fail_oom(err) : 0;
 }
 
 /* ALGORITHM \n AMZ-DATE \n CREDENTIAL SCOPE \n hex(SHA-256(canonical request)) */
-static int build_string_to_sign(const struct sigv4_scope *scope, const struct sbuf *cr,
-                                struct sbuf *sts, struct s3_error *err)
+static int build_string_to_sign(const struct sigv4_scope *scope, const struct strbuf *cr,
+                                struct strbuf *sts, struct s3_error *err)
 {
     char cr_hash[SHA256_HEX_LEN + 1];
-    if (!sha256_hex(cr->ptr, cr->len, cr_hash))
+    if (!sha256_hex(cr->data, cr->len, cr_hash))
         return fail_crypto(err);
-    sb_adds(sts, SIGV4_ALGORITHM "\n");
-    sb_adds(sts, scope->amz_date);
-    sb_addc(sts, '\n');
+    strbuf_puts(sts, SIGV4_ALGORITHM "\n");
+    strbuf_puts(sts, scope->amz_date);
+    strbuf_putc(sts, '\n');
     append_credential_scope(sts, scope);
-    sb_addc(sts, '\n');
-    sb_adds(sts, cr_hash);
+    strbuf_putc(sts, '\n');
+    strbuf_puts(sts, cr_hash);
     return sts->failed ? fail_oom(err) : 0;
 }
 
 static int compute_signature(const struct aws_credentials *creds, const struct sigv4_scope *scope,
-                             const struct sbuf *sts, char out[SHA256_HEX_LEN + 1],
+                             const struct strbuf *sts, char out[SHA256_HEX_LEN + 1],
                              struct s3_error *err)
 {
     unsigned char key[SHA256_LEN], mac[SHA256_LEN];
     bool ok = derive_signing_key(creds, scope, key) &&
-              hmac_sha256(key, sizeof(key), sts->ptr, sts->len, mac);
+              hmac_sha256(key, sizeof(key), sts->data, sts->len, mac);
     OPENSSL_cleanse(key, sizeof(key));
     if (!ok)
         return fail_crypto(err);
@@ -608,24 +540,24 @@ static int compute_signature(const struct aws_credentials *creds, const struct s
  * (the latter taken from `names`). */
 static int sign_canonical(const struct sigv4_request *req, const char *query,
                           const struct sigv4_scope *scope, const struct aws_credentials *creds,
-                          const struct sbuf *headers, struct sbuf *names,
+                          const struct strbuf *headers, struct strbuf *names,
                           struct sigv4_signature *out, struct s3_error *err)
 {
-    struct sbuf cr = {0}, sts = {0};
+    struct strbuf cr = {0}, sts = {0};
     int rc = build_canonical_request(req, query, scope, headers, names, &cr, err);
     if (rc == 0)
         rc = build_string_to_sign(scope, &cr, &sts, err);
     if (rc == 0)
         rc = compute_signature(creds, scope, &sts, out->signature, err);
     if (rc == 0) {
-        out->canonical_request = sb_take(&cr);
-        out->string_to_sign = sb_take(&sts);
-        out->signed_headers = sb_take(names);
+        out->canonical_request = strbuf_take(&cr);
+        out->string_to_sign = strbuf_take(&sts);
+        out->signed_headers = strbuf_take(names);
         if (!out->canonical_request || !out->string_to_sign || !out->signed_headers)
             rc = fail_oom(err);
     }
-    sb_free(&cr);
-    sb_free(&sts);
+    strbuf_free(&cr);
+    strbuf_free(&sts);
     return rc;
 }
 
@@ -641,24 +573,24 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_scope *scope,
     if (check_request(req, scope, creds, err) < 0)
         return -1;
 
-    struct sbuf headers = {0}, names = {0};
+    struct strbuf headers = {0}, names = {0};
     int rc = build_headers(req, &headers, &names, err);
     if (rc == 0)
         rc = sign_canonical(req, req->query, scope, creds, &headers, &names, out, err);
-    sb_free(&headers);
-    sb_free(&names);
+    strbuf_free(&headers);
+    strbuf_free(&names);
 
     if (rc == 0) {
-        struct sbuf auth = {0};
-        sb_adds(&auth, SIGV4_ALGORITHM " Credential=");
-        sb_adds(&auth, creds->access_key_id);
-        sb_addc(&auth, '/');
+        struct strbuf auth = {0};
+        strbuf_puts(&auth, SIGV4_ALGORITHM " Credential=");
+        strbuf_puts(&auth, creds->access_key_id);
+        strbuf_putc(&auth, '/');
         append_credential_scope(&auth, scope);
-        sb_adds(&auth, ", SignedHeaders=");
-        sb_adds(&auth, out->signed_headers);
-        sb_adds(&auth, ", Signature=");
-        sb_adds(&auth, out->signature);
-        out->authorization = sb_take(&auth);
+        strbuf_puts(&auth, ", SignedHeaders=");
+        strbuf_puts(&auth, out->signed_headers);
+        strbuf_puts(&auth, ", Signature=");
+        strbuf_puts(&auth, out->signature);
+        out->authorization = strbuf_take(&auth);
         if (!out->authorization)
             rc = fail_oom(err);
     }
@@ -669,18 +601,18 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_scope *scope,
 
 /* The request's query followed by the X-Amz-* parameters, in the order AWS's own signers send
  * them (the order does not matter to the server: the canonical query is sorted). */
-static void append_presign_params(struct sbuf *q, const struct sigv4_request *req,
+static void append_presign_params(struct strbuf *q, const struct sigv4_request *req,
                                   const struct sigv4_scope *scope,
                                   const struct aws_credentials *creds, unsigned expires,
-                                  const struct sbuf *names)
+                                  const struct strbuf *names)
 {
     if (!is_empty(req->query)) {
-        sb_adds(q, req->query);
-        sb_addc(q, '&');
+        strbuf_puts(q, req->query);
+        strbuf_putc(q, '&');
     }
-    struct sbuf credential = {0};
-    sb_adds(&credential, creds->access_key_id);
-    sb_addc(&credential, '/');
+    struct strbuf credential = {0};
+    strbuf_puts(&credential, creds->access_key_id);
+    strbuf_putc(&credential, '/');
     append_credential_scope(&credential, scope);
     if (credential.failed)
         q->failed = true;
@@ -688,20 +620,20 @@ static void append_presign_params(struct sbuf *q, const struct sigv4_request *re
     char expires_text[16];
     snprintf(expires_text, sizeof(expires_text), "%u", expires);
 
-    sb_adds(q, "X-Amz-Algorithm=" SIGV4_ALGORITHM "&X-Amz-Credential=");
-    sb_add_encoded(q, credential.ptr, credential.len, false);
-    sb_adds(q, "&X-Amz-Date=");
-    sb_adds(q, scope->amz_date);
-    sb_adds(q, "&X-Amz-SignedHeaders=");
-    sb_add_encoded(q, names->ptr, names->len, false);
-    sb_adds(q, "&X-Amz-Expires=");
-    sb_adds(q, expires_text);
+    strbuf_puts(q, "X-Amz-Algorithm=" SIGV4_ALGORITHM "&X-Amz-Credential=");
+    append_encoded(q, credential.data, credential.len, false);
+    strbuf_puts(q, "&X-Amz-Date=");
+    strbuf_puts(q, scope->amz_date);
+    strbuf_puts(q, "&X-Amz-SignedHeaders=");
+    append_encoded(q, names->data, names->len, false);
+    strbuf_puts(q, "&X-Amz-Expires=");
+    strbuf_puts(q, expires_text);
     if (creds->session_token[0]) {
-        sb_adds(q, "&X-Amz-Security-Token=");
-        sb_add_encoded(q, creds->session_token,
+        strbuf_puts(q, "&X-Amz-Security-Token=");
+        append_encoded(q, creds->session_token,
                        strnlen(creds->session_token, sizeof(creds->session_token)), false);
     }
-    sb_free(&credential);
+    strbuf_free(&credential);
 }
 
 char *sigv4_presign_query(const struct sigv4_request *req, const struct sigv4_scope *scope,
@@ -720,26 +652,26 @@ char *sigv4_presign_query(const struct sigv4_request *req, const struct sigv4_sc
         return NULL;
     }
 
-    struct sbuf headers = {0}, names = {0}, query = {0};
+    struct strbuf headers = {0}, names = {0}, query = {0};
     int rc = build_headers(req, &headers, &names, err);
     if (rc == 0) {
         append_presign_params(&query, req, scope, creds, expires_seconds, &names);
         rc = query.failed ? fail_oom(err) : 0;
     }
     if (rc == 0)
-        rc = sign_canonical(req, query.ptr, scope, creds, &headers, &names, sig, err);
-    sb_free(&headers);
-    sb_free(&names);
+        rc = sign_canonical(req, query.data, scope, creds, &headers, &names, sig, err);
+    strbuf_free(&headers);
+    strbuf_free(&names);
 
     char *result = NULL;
     if (rc == 0) {
-        sb_adds(&query, "&X-Amz-Signature=");
-        sb_adds(&query, sig->signature);
-        result = sb_take(&query);
+        strbuf_puts(&query, "&X-Amz-Signature=");
+        strbuf_puts(&query, sig->signature);
+        result = strbuf_take(&query);
         if (!result)
             fail_oom(err);
     }
-    sb_free(&query);
+    strbuf_free(&query);
     if (!result || sig == &local)
         sigv4_signature_clear(sig);
     return result;

@@ -4,6 +4,7 @@
 
 #include <expat.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,8 +122,12 @@ static bool strbuf_reserve(struct strbuf *b, size_t extra)
 {
     if (b->failed)
         return false;
-    if (b->len + extra + 1 <= b->cap)
-        return true;
+    if (extra < b->cap - b->len)
+        return true; /* room for extra bytes and the NUL */
+    if (extra > SIZE_MAX / 2 - b->len - 1) {
+        b->failed = true;
+        return false;
+    }
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1)
         cap *= 2;
@@ -150,6 +155,11 @@ void strbuf_puts(struct strbuf *b, const char *s)
     strbuf_append(b, s, strlen(s));
 }
 
+void strbuf_putc(struct strbuf *b, char c)
+{
+    strbuf_append(b, &c, 1);
+}
+
 void strbuf_printf(struct strbuf *b, const char *fmt, ...)
 {
     va_list ap;
@@ -170,15 +180,32 @@ void strbuf_xml_escaped(struct strbuf *b, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '&': strbuf_puts(b, "&amp;"); break;
-        case '<': strbuf_puts(b, "&lt;"); break;
-        case '>': strbuf_puts(b, "&gt;"); break;
-        case '"': strbuf_puts(b, "&quot;"); break;
-        case '\'': strbuf_puts(b, "&apos;"); break;
-        case '\r': strbuf_puts(b, "&#13;"); break;
-        case '\n': strbuf_puts(b, "&#10;"); break;
-        case '\t': strbuf_puts(b, "&#9;"); break;
-        default: strbuf_append(b, s, 1);
+        case '&':
+            strbuf_puts(b, "&amp;");
+            break;
+        case '<':
+            strbuf_puts(b, "&lt;");
+            break;
+        case '>':
+            strbuf_puts(b, "&gt;");
+            break;
+        case '"':
+            strbuf_puts(b, "&quot;");
+            break;
+        case '\'':
+            strbuf_puts(b, "&apos;");
+            break;
+        case '\r':
+            strbuf_puts(b, "&#13;");
+            break;
+        case '\n':
+            strbuf_puts(b, "&#10;");
+            break;
+        case '\t':
+            strbuf_puts(b, "&#9;");
+            break;
+        default:
+            strbuf_append(b, s, 1);
         }
     }
 }
@@ -187,6 +214,18 @@ void strbuf_free(struct strbuf *b)
 {
     free(b->data);
     memset(b, 0, sizeof(*b));
+}
+
+char *strbuf_take(struct strbuf *b)
+{
+    if (!strbuf_reserve(b, 0)) {
+        strbuf_free(b);
+        return NULL;
+    }
+    b->data[b->len] = '\0';
+    char *s = b->data;
+    memset(b, 0, sizeof(*b));
+    return s;
 }
 
 time_t s3_parse_iso8601(const char *s)

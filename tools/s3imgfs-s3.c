@@ -77,14 +77,22 @@ struct command {
 /* ------------------------------------------------------------------------------------------ */
 /* Messages                                                                                     */
 
+/* "s3imgfs-s3: <message><tail>" on stderr. */
+static void vmessage(const char *fmt, va_list ap, const char *tail)
+    __attribute__((format(printf, 1, 0)));
+static void vmessage(const char *fmt, va_list ap, const char *tail)
+{
+    fputs(PROG ": ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(tail, stderr);
+}
+
 static void error_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void error_line(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vmessage(fmt, ap, "\n");
     va_end(ap);
 }
 
@@ -99,10 +107,15 @@ static int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (try '" PROG " --help')\n");
+    vmessage(fmt, ap, " (try '" PROG " --help')\n");
     va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* The configuration or the client could not be made. */
+static int config_error(const struct s3_error *err)
+{
+    error_line("%s", err->message);
     return EXIT_USAGE;
 }
 
@@ -179,6 +192,18 @@ static int check_key(const char *key)
     if (!*key)
         return usage_error("an empty key is not a valid object key");
     return EXIT_OK;
+}
+
+/* The target of a command and the object key of its key argument `arg` (malloc'd into *key;
+ * `what` names the operation if that fails). Returns an exit code, with the error reported. */
+static int target_key(const struct cli *cli, const struct cmd_args *a, const char *arg,
+                      const char *what, struct target *t, char **key)
+{
+    int rc = pick_target(cli, a, t);
+    if (rc != EXIT_OK || (rc = check_key(arg)) != EXIT_OK)
+        return rc;
+    *key = full_key(t, arg);
+    return *key ? EXIT_OK : local_error(what, arg);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -539,12 +564,10 @@ static int download(struct cli *cli, const struct target *t, const char *key, co
 static int cmd_get(struct cli *cli, struct cmd_args *a)
 {
     struct target t;
-    int rc = pick_target(cli, a, &t);
-    if (rc != EXIT_OK || (rc = check_key(a->pos[0])) != EXIT_OK)
+    char *key = NULL;
+    int rc = target_key(cli, a, a->pos[0], "downloading", &t, &key);
+    if (rc != EXIT_OK)
         return rc;
-    char *key = full_key(&t, a->pos[0]);
-    if (!key)
-        return local_error("downloading", a->pos[0]);
     const char *path = a->pos[1];
     struct s3_object_info info = {0};
     struct timespec start;
@@ -580,12 +603,10 @@ static void print_info(const struct s3_object_info *info)
 static int cmd_head(struct cli *cli, struct cmd_args *a)
 {
     struct target t;
-    int rc = pick_target(cli, a, &t);
-    if (rc != EXIT_OK || (rc = check_key(a->pos[0])) != EXIT_OK)
+    char *key = NULL;
+    int rc = target_key(cli, a, a->pos[0], "inspecting", &t, &key);
+    if (rc != EXIT_OK)
         return rc;
-    char *key = full_key(&t, a->pos[0]);
-    if (!key)
-        return local_error("inspecting", a->pos[0]);
     struct s3_object_info info = {0};
     struct s3_error err;
     s3_error_clear(&err);
@@ -705,15 +726,15 @@ static int parse_seconds(const char *s, unsigned *out)
 static int cmd_presign(struct cli *cli, struct cmd_args *a)
 {
     struct target t;
+    char *key = NULL;
     unsigned seconds = PRESIGN_DEFAULT;
-    int rc = pick_target(cli, a, &t);
-    if (rc != EXIT_OK || (rc = check_key(a->pos[0])) != EXIT_OK)
+    int rc = target_key(cli, a, a->pos[0], "presigning", &t, &key);
+    if (rc == EXIT_OK && a->npos > 1)
+        rc = parse_seconds(a->pos[1], &seconds);
+    if (rc != EXIT_OK) {
+        free(key);
         return rc;
-    if (a->npos > 1 && (rc = parse_seconds(a->pos[1], &seconds)) != EXIT_OK)
-        return rc;
-    char *key = full_key(&t, a->pos[0]);
-    if (!key)
-        return local_error("presigning", a->pos[0]);
+    }
     struct s3_error err;
     s3_error_clear(&err);
     char *url = s3_presign_get(cli->client, t.bucket, key, seconds, &err);
@@ -921,11 +942,7 @@ static int load_config(struct cli *cli)
     struct s3_error err;
     s3_error_clear(&err);
     cli->cfg = conf_load(&o, &err);
-    if (!cli->cfg) {
-        error_line("%s", err.message);
-        return EXIT_USAGE;
-    }
-    return EXIT_OK;
+    return cli->cfg ? EXIT_OK : config_error(&err);
 }
 
 static int make_client(struct cli *cli)
@@ -944,11 +961,7 @@ static int make_client(struct cli *cli)
     struct s3_error err;
     s3_error_clear(&err);
     cli->client = s3client_new(&o, &err);
-    if (!cli->client) {
-        error_line("%s", err.message);
-        return EXIT_USAGE;
-    }
-    return EXIT_OK;
+    return cli->client ? EXIT_OK : config_error(&err);
 }
 
 int main(int argc, char **argv)

@@ -10,9 +10,9 @@
 # Stop with scripts/servers/rgw-stop.sh STATE_DIR. Details: scripts/servers/README.md.
 set -euo pipefail
 
-me=rgw-start
-say() { echo "$me: $*"; }
-die() { echo "$me: error: $*" >&2; exit 1; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
+. "$here/lib.sh"
 
 if [ $# -lt 1 ] || [ $# -gt 2 ] || [ -z "$1" ]; then die "usage: $0 STATE_DIR [PORT]"; fi
 port=${2:-7480}
@@ -24,15 +24,10 @@ other_access_key=s3imgfs-other-access
 other_secret_key=s3imgfs-other-secret-0123456789abcd
 rgw_name=client.rgw.s3imgfs
 name_len=${RGW_OSD_MAX_OBJECT_NAME_LEN:-2048}
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 if ! [[ $name_len =~ ^[0-9]+$ ]]; then die "bad RGW_OSD_MAX_OBJECT_NAME_LEN: $name_len"; fi
-for p in "$port" "$mon_port" "$mon_v1_port"; do
-  if ! [[ $p =~ ^[0-9]+$ ]] || [ "$p" -lt 1 ] || [ "$p" -gt 65535 ]; then die "bad port: $p"; fi
-done
-for tool in ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool curl timeout; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run scripts/install-deps.sh)"
-done
+for p in "$port" "$mon_port" "$mon_v1_port"; do check_port "$p"; done
+need_tools ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool curl timeout
 
 mkdir -p "$1"
 state=$(cd "$1" && pwd)
@@ -44,13 +39,7 @@ export CEPH_CONF=$conf
 start_ts=$(date +%s.%N)
 
 # Refuse to clobber a cluster that is still running from this STATE_DIR.
-pid_alive() { # pidfile -> true if the recorded process runs and belongs to this STATE_DIR
-  local pid
-  [ -f "$1" ] || return 1
-  pid=$(cat "$1" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$conf"
-}
+pid_alive() { recorded_pid "$1" "$conf" >/dev/null; } # PIDFILE: true if it runs from this STATE_DIR
 for f in "$pids"/ceph-*.pid "$pids"/radosgw.pid; do
   if pid_alive "$f"; then
     die "a cluster is already running from $state ($(basename "$f" .pid) pid $(cat "$f")); stop it with rgw-stop.sh"
@@ -58,7 +47,6 @@ for f in "$pids"/ceph-*.pid "$pids"/radosgw.pid; do
 done
 
 # Ports must be free (a second cluster, or a stale one from another STATE_DIR, would clash).
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$port" "$mon_port" "$mon_v1_port"; do
   ! port_busy "$p" || die "port 127.0.0.1:$p is already in use"
 done
@@ -69,16 +57,16 @@ mkdir -p "$cdir"/log "$cdir"/run "$cdir"/mon.a "$cdir"/osd.0 "$pids"
 
 fail() { # message [log files to show the tail of]...
   local f
-  echo "$me: error: $1" >&2
+  err "$1"
   shift
   for f in "$@"; do
     [ -s "$f" ] || continue
-    echo "$me: --- last lines of $f ---" >&2
+    say "--- last lines of $f ---" >&2
     tail -n 25 "$f" >&2 || true
-    echo "$me: ---" >&2
+    say "---" >&2
   done
   if [ "${RGW_KEEP_ON_FAILURE:-0}" = 1 ]; then
-    echo "$me: RGW_KEEP_ON_FAILURE=1: daemons left running; stop with rgw-stop.sh $state" >&2
+    say "RGW_KEEP_ON_FAILURE=1: daemons left running; stop with rgw-stop.sh $state" >&2
   else
     "$here/rgw-stop.sh" "$state" >&2 || true
   fi
@@ -234,22 +222,8 @@ mkuser() { # uid access secret
 mkuser s3imgfs-test "$access_key" "$secret_key"
 mkuser s3imgfs-other "$other_access_key" "$other_secret_key"
 
-# --- env.sh: replace only our own lines, under a lock (other start scripts share it) ---
-env_set() { # VAR=VALUE...: drops existing lines for these VARs, appends new ones
-  local envf=$state/env.sh tmp names=() kv
-  for kv in "$@"; do names+=("${kv%%=*}"); done
-  (
-    flock 9
-    tmp=$(mktemp "$state/.env.XXXXXX")
-    if [ -f "$envf" ]; then
-      grep -vE "^export ($(IFS='|'; echo "${names[*]}"))=" "$envf" >"$tmp" || true
-    fi
-    for kv in "$@"; do printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}" >>"$tmp"; done
-    chmod 644 "$tmp"
-    mv -f "$tmp" "$envf"
-  ) 9>"$state/.env.lock"
-}
-env_set \
+# --- env.sh: replace only our own lines (other services' lines stay) ---
+env_update "$state" \
   "S3IMGFS_TEST_ENDPOINT=http://127.0.0.1:$port" \
   "S3IMGFS_TEST_ACCESS_KEY=$access_key" \
   "S3IMGFS_TEST_SECRET_KEY=$secret_key" \
@@ -257,5 +231,4 @@ env_set \
   "S3IMGFS_TEST_OTHER_SECRET_KEY=$other_secret_key" \
   "S3IMGFS_TEST_REGION=us-east-1"
 
-elapsed=$(awk -v a="$start_ts" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-say "radosgw ready on http://127.0.0.1:$port in ${elapsed}s (env: $state/env.sh)"
+say "radosgw ready on http://127.0.0.1:$port in $(elapsed_since "$start_ts")s (env: $state/env.sh)"

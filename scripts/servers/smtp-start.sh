@@ -6,13 +6,13 @@
 # Stop with scripts/servers/smtp-stop.sh STATE_DIR. Details: scripts/servers/README.md.
 set -euo pipefail
 
-me=smtp-start
-say() { echo "$me: $*"; }
-die() { echo "$me: error: $*" >&2; exit 1; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
+. "$here/lib.sh"
 
 if [ $# -lt 1 ] || [ $# -gt 2 ] || [ -z "$1" ]; then die "usage: $0 STATE_DIR [PORT]"; fi
 port=${2:-2525}
-if ! [[ $port =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then die "bad port: $port"; fi
+check_port "$port"
 # Debian's python: another python3 may come first on PATH without Debian's modules.
 py=/usr/bin/python3
 [ -x "$py" ] || die "$py not found (run scripts/install-deps.sh)"
@@ -26,16 +26,11 @@ pidf=$state/pids/smtp.pid
 log=$state/smtp.log
 start_ts=$(date +%s.%N)
 
-ours() { [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "aiosmtpd.handlers.Mailbox $state/maildir"; }
-if [ -f "$pidf" ]; then
-  pid=$(cat "$pidf" 2>/dev/null || true)
-  if [[ $pid =~ ^[0-9]+$ ]] && ours "$pid"; then
-    die "aiosmtpd is already running from $state (pid $pid); stop it with smtp-stop.sh"
-  fi
-  rm -f "$pidf"
+if pid=$(recorded_pid "$pidf" "aiosmtpd.handlers.Mailbox $state/maildir"); then
+  die "aiosmtpd is already running from $state (pid $pid); stop it with smtp-stop.sh"
 fi
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
-if port_open; then die "port 127.0.0.1:$port is already in use"; fi
+rm -f "$pidf"
+if port_busy "$port"; then die "port 127.0.0.1:$port is already in use"; fi
 mkdir -p "$state/pids"
 # The Mailbox handler creates the Maildir itself; start each run with an empty one.
 rm -rf "$maildir"
@@ -46,33 +41,21 @@ pid=$!
 echo "$pid" >"$pidf"
 
 deadline=$(($(date +%s) + 20))
-until port_open; do
+until port_busy "$port"; do
   if ! kill -0 "$pid" 2>/dev/null; then
     rm -f "$pidf"
-    echo "$me: error: aiosmtpd exited during start; last lines of $log:" >&2
-    tail -n 20 "$log" >&2
+    log_error "$log" "aiosmtpd exited during start"
     exit 1
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "$me: error: aiosmtpd not listening on 127.0.0.1:$port after 20s; last lines of $log:" >&2
-    tail -n 20 "$log" >&2
-    "$(dirname "${BASH_SOURCE[0]}")/smtp-stop.sh" "$state" >&2 || true
+    log_error "$log" "aiosmtpd not listening on 127.0.0.1:$port after 20s"
+    "$here/smtp-stop.sh" "$state" >&2 || true
     exit 1
   fi
   sleep 0.1
 done
 
-# env.sh: replace only our own lines, under a lock (other start scripts share it).
-(
-  flock 9
-  tmp=$(mktemp "$state/.env.XXXXXX")
-  if [ -f "$state/env.sh" ]; then
-    grep -vE '^export S3IMGFS_TEST_(SMTP_URL|MAILDIR)=' "$state/env.sh" >"$tmp" || true
-  fi
-  printf 'export %s=%q\n' S3IMGFS_TEST_SMTP_URL "smtp://127.0.0.1:$port" S3IMGFS_TEST_MAILDIR "$maildir" >>"$tmp"
-  chmod 644 "$tmp"
-  mv -f "$tmp" "$state/env.sh"
-) 9>"$state/.env.lock"
+# env.sh: replace only our own lines (other services' lines stay).
+env_update "$state" "S3IMGFS_TEST_SMTP_URL=smtp://127.0.0.1:$port" "S3IMGFS_TEST_MAILDIR=$maildir"
 
-elapsed=$(awk -v a="$start_ts" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-say "aiosmtpd ready on smtp://127.0.0.1:$port in ${elapsed}s (pid $pid, Maildir $maildir)"
+say "aiosmtpd ready on smtp://127.0.0.1:$port in $(elapsed_since "$start_ts")s (pid $pid, Maildir $maildir)"

@@ -1,17 +1,17 @@
 #include "s3_fixture.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <setjmp.h>
-#include <stdarg.h>
-#include <cmocka.h>
-#include <fcntl.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <cmocka.h>
 
 extern char **environ;
 
@@ -21,8 +21,10 @@ void fixture_require(const char *var)
         return;
     const char *require = getenv("S3IMGFS_REQUIRE_SERVERS");
     if (require && strcmp(require, "1") == 0) {
-        fprintf(stderr, "%s is not set but S3IMGFS_REQUIRE_SERVERS=1: start the servers with "
-                        "tests/run.sh\n", var);
+        fprintf(stderr,
+                "%s is not set but S3IMGFS_REQUIRE_SERVERS=1: start the servers with "
+                "tests/run.sh\n",
+                var);
         exit(1);
     }
     fprintf(stderr, "%s is not set: skipping (run through tests/run.sh to start servers)\n", var);
@@ -45,8 +47,10 @@ void fixture_setup(struct s3_fixture *f, const char *prefix)
              env_or("S3IMGFS_TEST_ACCESS_KEY", ""));
     snprintf(f->creds.secret_access_key, sizeof(f->creds.secret_access_key), "%s",
              env_or("S3IMGFS_TEST_SECRET_KEY", ""));
-    struct s3client_options o = {.endpoint = f->endpoint, .region = f->region,
-                                 .path_style = true, .credentials = aws_credentials_static,
+    struct s3client_options o = {.endpoint = f->endpoint,
+                                 .region = f->region,
+                                 .path_style = true,
+                                 .credentials = aws_credentials_static,
                                  .credentials_ctx = &f->creds};
     struct s3_error err;
     f->client = s3client_new(&o, &err);
@@ -66,8 +70,8 @@ static int delete_page(void *ctx, const struct s3_list_page *page)
         keys[i] = page->objects[i].key;
     struct s3_error err;
     const char *bucket = f->bucket;
-    if (page->object_count && s3_delete_objects(f->client, bucket, keys, page->object_count, NULL,
-                                                &err) != 0)
+    if (page->object_count &&
+        s3_delete_objects(f->client, bucket, keys, page->object_count, NULL, &err) != 0)
         fprintf(stderr, "cleanup: %s\n", err.message);
     free(keys);
     return 0;

@@ -3,16 +3,16 @@
  * matters (aws CLI, curl). */
 #include "s3_fixture.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <cmocka.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <cmocka.h>
 
 static struct s3_fixture fx;
 
@@ -68,7 +68,8 @@ static void put_get_head_with_metadata(void **state)
     const char *text = "hello, radosgw\n";
     struct aws_header meta[] = {{"mtime", "1767225600.123456789"}, {"source-etag", "abc"}};
     struct s3_put_options po = {.content_type = "text/plain; charset=utf-8",
-                                .metadata = meta, .metadata_count = 2,
+                                .metadata = meta,
+                                .metadata_count = 2,
                                 .cache_control = "max-age=60"};
     struct s3_body body = s3_body_mem(text, strlen(text));
     struct s3_put_result pr;
@@ -171,9 +172,8 @@ static void ranged_get(void **state)
     size_t len;
     struct s3_object_info info = {0};
     struct s3_error err;
-    assert_int_equal(s3_get_object_buf(fx.client, fx.bucket, "range/r.bin", &go, 0, &got, &len,
-                                       &info, &err),
-                     0);
+    assert_int_equal(
+        s3_get_object_buf(fx.client, fx.bucket, "range/r.bin", &go, 0, &got, &len, &info, &err), 0);
     assert_int_equal(len, 20);
     assert_memory_equal(got, data + 10, 20);
     assert_int_equal(info.size, 1000); /* whole object's size, from Content-Range */
@@ -189,8 +189,7 @@ static void ranged_get(void **state)
 
     go = (struct s3_get_options){.ranged = true, .range_start = 5000, .range_length = 10};
     assert_int_equal(
-        s3_get_object_buf(fx.client, fx.bucket, "range/r.bin", &go, 0, &got, &len, NULL, &err),
-        -1);
+        s3_get_object_buf(fx.client, fx.bucket, "range/r.bin", &go, 0, &got, &len, NULL, &err), -1);
     assert_int_equal(err.http_status, 416);
     assert_string_equal(err.code, "InvalidRange");
     assert_false(err.retryable);
@@ -257,14 +256,13 @@ static void copy_keeps_or_replaces_metadata(void **state)
 {
     (void)state;
     struct aws_header meta[] = {{"origin", "camera"}};
-    struct s3_put_options po = {.content_type = "image/jpeg", .metadata = meta,
-                                .metadata_count = 1};
+    struct s3_put_options po = {
+        .content_type = "image/jpeg", .metadata = meta, .metadata_count = 1};
     const char *data = "not really a jpeg";
     struct s3_body body = s3_body_mem(data, strlen(data));
     struct s3_error err;
-    assert_int_equal(s3_put_object(fx.client, fx.bucket, "copy/src a+b.jpg", &body, &po, NULL,
-                                   &err),
-                     0);
+    assert_int_equal(
+        s3_put_object(fx.client, fx.bucket, "copy/src a+b.jpg", &body, &po, NULL, &err), 0);
 
     struct s3_put_result pr;
     assert_int_equal(s3_copy_object(fx.client, fx.bucket, "copy/src a+b.jpg", fx.bucket,
@@ -280,14 +278,13 @@ static void copy_keeps_or_replaces_metadata(void **state)
     s3_object_info_clear(&info);
 
     struct aws_header meta2[] = {{"origin", "scanner"}};
-    struct s3_put_options po2 = {.content_type = "image/png", .metadata = meta2,
-                                 .metadata_count = 1};
+    struct s3_put_options po2 = {
+        .content_type = "image/png", .metadata = meta2, .metadata_count = 1};
     struct s3_copy_options co = {.replace_metadata = true, .put = &po2, .if_match = md5};
     assert_int_equal(s3_copy_object(fx.client, fx.bucket, "copy/src a+b.jpg", fx.bucket,
                                     "copy/dst replaced.png", &co, NULL, &err),
                      0);
-    assert_int_equal(s3_head_object(fx.client, fx.bucket, "copy/dst replaced.png", &info, &err),
-                     0);
+    assert_int_equal(s3_head_object(fx.client, fx.bucket, "copy/dst replaced.png", &info, &err), 0);
     assert_string_equal(info.content_type, "image/png");
     assert_string_equal(s3_object_info_meta(&info, "origin"), "scanner");
     s3_object_info_clear(&info);
@@ -295,9 +292,9 @@ static void copy_keeps_or_replaces_metadata(void **state)
     /* radosgw 16 ignores x-amz-copy-source-if-match (a wrong ETag still copies), so that the
      * header is sent is checked in tests/unit/test_transport.c instead. */
 
-    assert_int_equal(s3_copy_object(fx.client, fx.bucket, "copy/missing", fx.bucket, "copy/x",
-                                    NULL, NULL, &err),
-                     -1);
+    assert_int_equal(
+        s3_copy_object(fx.client, fx.bucket, "copy/missing", fx.bucket, "copy/x", NULL, NULL, &err),
+        -1);
     assert_int_equal(err.http_status, 404);
 }
 
@@ -420,8 +417,8 @@ static void delete_objects_in_batches(void **state)
     assert_int_equal(s3_list_all(fx.client, fx.bucket, &lo, collect_keys, &kl, &err), 0);
     assert_int_equal(kl.count, LIST_FILES);
     size_t failed = 99;
-    assert_int_equal(s3_delete_objects(fx.client, fx.bucket, (const char *const *)kl.keys,
-                                       kl.count, &failed, &err),
+    assert_int_equal(s3_delete_objects(fx.client, fx.bucket, (const char *const *)kl.keys, kl.count,
+                                       &failed, &err),
                      0);
     assert_int_equal(failed, 0);
     struct list_count lc = {.sorted = true, .sizes_ok = true};
@@ -444,8 +441,8 @@ static void multipart_30mb_parallel(void **state)
     struct s3_put_result pr;
     struct s3_error err;
     struct aws_header meta[] = {{"kind", "big"}};
-    struct s3_put_options po = {.content_type = "application/x-test", .metadata = meta,
-                                .metadata_count = 1};
+    struct s3_put_options po = {
+        .content_type = "application/x-test", .metadata = meta, .metadata_count = 1};
     assert_int_equal(s3_upload(fx.client, fx.bucket, "mp/thirty.bin", &body, &po, &pr, &err), 0);
     /* A multipart ETag is "<md5 of part md5s>-<parts>": 30 MiB in 8 MiB parts = 4 parts. */
     assert_non_null(strstr(pr.etag, "-4"));
@@ -492,11 +489,9 @@ static void multipart_steps_list_abort_and_errors(void **state)
     struct s3_body b1 = s3_body_mem(small, sizeof(small));
     struct s3_part parts[2];
     assert_int_equal(
-        s3_multipart_upload_part(fx.client, fx.bucket, "mp/steps", id, 1, &b1, &parts[0], &err),
-        0);
+        s3_multipart_upload_part(fx.client, fx.bucket, "mp/steps", id, 1, &b1, &parts[0], &err), 0);
     assert_int_equal(
-        s3_multipart_upload_part(fx.client, fx.bucket, "mp/steps", id, 2, &b1, &parts[1], &err),
-        0);
+        s3_multipart_upload_part(fx.client, fx.bucket, "mp/steps", id, 2, &b1, &parts[1], &err), 0);
 
     struct s3_part *listed;
     size_t count;
@@ -564,8 +559,10 @@ static struct s3client *client_with(const char *access, const char *secret,
     memset(creds, 0, sizeof(*creds));
     snprintf(creds->access_key_id, sizeof(creds->access_key_id), "%s", access);
     snprintf(creds->secret_access_key, sizeof(creds->secret_access_key), "%s", secret);
-    struct s3client_options o = {.endpoint = fx.endpoint, .region = fx.region,
-                                 .path_style = true, .credentials = aws_credentials_static,
+    struct s3client_options o = {.endpoint = fx.endpoint,
+                                 .region = fx.region,
+                                 .path_style = true,
+                                 .credentials = aws_credentials_static,
                                  .credentials_ctx = creds};
     struct s3_error err;
     struct s3client *c = s3client_new(&o, &err);
@@ -640,9 +637,12 @@ static void connection_refused_is_clear(void **state)
     struct aws_credentials creds = {0};
     snprintf(creds.access_key_id, sizeof(creds.access_key_id), "a");
     snprintf(creds.secret_access_key, sizeof(creds.secret_access_key), "b");
-    struct s3client_options o = {.endpoint = "http://127.0.0.1:1", .region = "us-east-1",
-                                 .path_style = true, .credentials = aws_credentials_static,
-                                 .credentials_ctx = &creds, .max_attempts = 2,
+    struct s3client_options o = {.endpoint = "http://127.0.0.1:1",
+                                 .region = "us-east-1",
+                                 .path_style = true,
+                                 .credentials = aws_credentials_static,
+                                 .credentials_ctx = &creds,
+                                 .max_attempts = 2,
                                  .retry_base_ms = 1};
     struct s3_error err;
     struct s3client *c = s3client_new(&o, &err);
@@ -705,8 +705,9 @@ static void odd_keys_round_trip_with_aws_cli(void **state)
         char out_path[] = "/tmp/s3imgfs-awscli-XXXXXX";
         int fd = mkstemp(out_path);
         close(fd);
-        char *argv[] = {"/usr/bin/aws", "--endpoint-url", fx.endpoint, "s3api", "get-object",
-                        "--bucket", fx.bucket, "--key", (char *)key, out_path, NULL};
+        char *argv[] = {"/usr/bin/aws", "--endpoint-url", fx.endpoint, "s3api",
+                        "get-object",   "--bucket",       fx.bucket,   "--key",
+                        (char *)key,    out_path,         NULL};
         int rc = fixture_run(&fx, argv, NULL);
         assert_int_equal(rc, 0);
         FILE *fp = fopen(out_path, "r");
@@ -726,8 +727,9 @@ static void key_written_by_aws_cli_is_read_by_us(void **state)
     int fd = mkstemp(in_path);
     assert_int_equal(write(fd, "from the cli", 12), 12);
     close(fd);
-    char *argv[] = {"/usr/bin/aws", "--endpoint-url", fx.endpoint, "s3api", "put-object",
-                    "--bucket", fx.bucket, "--key", (char *)key, "--body", in_path, NULL};
+    char *argv[] = {"/usr/bin/aws", "--endpoint-url", fx.endpoint, "s3api",
+                    "put-object",   "--bucket",       fx.bucket,   "--key",
+                    (char *)key,    "--body",         in_path,     NULL};
     assert_int_equal(fixture_run(&fx, argv, NULL), 0);
     unlink(in_path);
     size_t len;
@@ -816,6 +818,38 @@ static void sse_request_is_accepted(void **state)
     assert_string_equal(err.code, "InvalidArgument");
 }
 
+static void virtual_hosted_style_against_radosgw(void **state)
+{
+    (void)state;
+    /* radosgw runs with "rgw dns name = localhost": bucket.localhost names the bucket, and
+     * libcurl resolves *.localhost to the loopback address. */
+    const char *port = strrchr(fx.endpoint, ':');
+    assert_non_null(port);
+    char endpoint[128];
+    snprintf(endpoint, sizeof(endpoint), "http://localhost%s", port);
+    struct s3client_options o = {.endpoint = endpoint,
+                                 .region = fx.region,
+                                 .credentials = aws_credentials_static,
+                                 .credentials_ctx = &fx.creds};
+    struct s3_error err;
+    struct s3client *c = s3client_new(&o, &err);
+    assert_non_null(c);
+    struct s3_body b = s3_body_mem("virtual", 7);
+    assert_int_equal(s3_put_object(c, fx.bucket, "vhost/a b.txt", &b, NULL, NULL, &err), 0);
+    struct s3_list_page page;
+    struct s3_list_options lo = {.prefix = "vhost/"};
+    assert_int_equal(s3_list_page(c, fx.bucket, &lo, &page, &err), 0);
+    assert_int_equal(page.object_count, 1);
+    assert_string_equal(page.objects[0].key, "vhost/a b.txt");
+    s3_list_page_clear(&page);
+    s3client_free(c);
+    /* The path-style client sees the same object. */
+    size_t len;
+    char *got = get_mem("vhost/a b.txt", &len);
+    assert_memory_equal(got, "virtual", 7);
+    free(got);
+}
+
 int main(void)
 {
     fixture_require("S3IMGFS_TEST_ENDPOINT");
@@ -843,6 +877,7 @@ int main(void)
         cmocka_unit_test(presigned_get_with_curl),
         cmocka_unit_test(shared_client_many_threads),
         cmocka_unit_test(sse_request_is_accepted),
+        cmocka_unit_test(virtual_hosted_style_against_radosgw),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -2,6 +2,7 @@
  * grammar, the source/destination overlap check, conf_dump and the documentation. The
  * environment and the AWS shared files are in test_credentials.c. */
 #include "conf.h"
+#include "conf_test_util.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,75 +10,19 @@
 
 #include <cmocka.h>
 
-#include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------------------------------------ */
-/* Fixture: a temporary directory with a home, and a fake environment                          */
-
-static char tmpdir[256];
-static char home[300];
-
-struct env_var {
-    char *name;
-    char *value;
-};
-static struct env_var envs[32];
-static size_t nenv;
-
-static const char *fake_getenv(void *ctx, const char *name)
-{
-    (void)ctx;
-    for (size_t i = 0; i < nenv; i++)
-        if (strcmp(envs[i].name, name) == 0)
-            return envs[i].value;
-    return NULL;
-}
-
-static void env_set(const char *name, const char *value)
-{
-    for (size_t i = 0; i < nenv; i++) {
-        if (strcmp(envs[i].name, name) == 0) {
-            free(envs[i].value);
-            if (value) {
-                envs[i].value = strdup(value);
-            } else {
-                free(envs[i].name);
-                envs[i] = envs[--nenv];
-            }
-            return;
-        }
-    }
-    if (value) {
-        assert_true(nenv < 32);
-        envs[nenv].name = strdup(name);
-        envs[nenv++].value = strdup(value);
-    }
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+/* Fixture (conf_test_util.c): a temporary directory with a home, and a fake environment that
+ * holds credentials, so that every test loads without looking for them.                      */
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/s3imgfs-test-conf-XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (conf_fixture_setup("conf") != 0)
         return -1;
-    snprintf(home, sizeof(home), "%s/home", tmpdir);
-    if (mkdir(home, 0700) != 0)
-        return -1;
-    nenv = 0;
     env_set("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE");
     env_set("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
     return 0;
@@ -85,105 +30,28 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
-    while (nenv > 0)
-        env_set(envs[0].name, NULL);
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return conf_fixture_teardown(state);
 }
 
-static void mkdirs(const char *path)
+/* Loads "[section]\nkey = value\n" as config.ini. */
+static struct config *load_value(const char *section, const char *key, const char *value)
 {
-    char buf[512];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-                fail_msg("mkdir %s: %s", buf, strerror(errno));
-            *p = '/';
-        }
+    char ini[400];
+    snprintf(ini, sizeof(ini), "[%s]\n%s = %s\n", section, key, value);
+    return load_ini(ini);
+}
+
+/* Each value of [section] key is refused with "config.ini:2: [section] key = VALUE: reason". */
+static void expect_bad_values(const char *section, const char *key, const char *const *values,
+                              size_t n, const char *reason)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ini[400], needle[600];
+        snprintf(ini, sizeof(ini), "[%s]\n%s = %s\n", section, key, values[i]);
+        snprintf(needle, sizeof(needle), "config.ini:2: [%s] %s = %s: %s", section, key, values[i],
+                 reason);
+        expect_ini_error(ini, needle);
     }
-}
-
-/* Writes tmpdir/rel with mode; returns its path (valid until 8 more calls). */
-static const char *write_file(const char *rel, mode_t mode, const char *text)
-{
-    static char paths[8][512];
-    static int k;
-    char *p = paths[k++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, rel);
-    mkdirs(p);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(chmod(p, mode), 0);
-    return p;
-}
-
-static struct config *load_opts(const char *path, const char *const *ovr, size_t n,
-                                struct s3_error *err)
-{
-    struct conf_options o = {
-        .path = path,
-        .overrides = ovr,
-        .override_count = n,
-        .getenv = fake_getenv,
-        .home = home,
-    };
-    return conf_load(&o, err);
-}
-
-static struct config *must_load(const char *path, const char *const *ovr, size_t n)
-{
-    struct s3_error err;
-    struct config *c = load_opts(path, ovr, n, &err);
-    if (!c)
-        fail_msg("conf_load failed: %s: %s", err.code, err.message);
-    return c;
-}
-
-static struct config *load_ini(const char *text)
-{
-    return must_load(write_file("config.ini", 0600, text), NULL, 0);
-}
-
-static void expect_error_ctx(const char *context, const char *path, const char *const *ovr,
-                             size_t n, const char *code, const char *needle)
-{
-    struct s3_error err;
-    struct config *c = load_opts(path, ovr, n, &err);
-    if (c) {
-        conf_free(c);
-        fail_msg("[%s] conf_load succeeded, expected an error containing \"%s\"", context, needle);
-    }
-    if (!strstr(err.message, needle))
-        fail_msg("[%s] error \"%s\"\n  does not contain \"%s\"", context, err.message, needle);
-    if (strcmp(err.code, code) != 0)
-        fail_msg("[%s] code %s, expected %s (%s)", context, err.code, code, err.message);
-}
-
-static void expect_error_opts(const char *path, const char *const *ovr, size_t n, const char *code,
-                              const char *needle)
-{
-    expect_error_ctx(n ? ovr[0] : path, path, ovr, n, code, needle);
-}
-
-/* Loads `text` as config.ini and expects an error message containing needle. */
-static void expect_ini_error(const char *text, const char *needle)
-{
-    expect_error_ctx(text, write_file("config.ini", 0600, text), NULL, 0, "InvalidConfig", needle);
-}
-
-static char *dump_of(const struct config *c)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    conf_dump(c, f);
-    fclose(f);
-    return buf;
 }
 
 struct bad_case {
@@ -197,15 +65,13 @@ static void expect_bad_cases(const struct bad_case *cases, size_t n)
         expect_ini_error(cases[i].ini, cases[i].needle);
 }
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
 /* ------------------------------------------------------------------------------------------ */
 /* Files and defaults                                                                           */
 
 static void test_defaults_without_file(void **state)
 {
     (void)state;
-    struct config *c = must_load(NULL, NULL, 0);
+    struct config *c = must_load(NULL);
     assert_string_equal(c->s3.endpoint, "https://s3.us-east-1.amazonaws.com");
     assert_string_equal(conf_origin(c, "s3", "endpoint"), "default (for region us-east-1)");
     assert_string_equal(c->s3.region, "us-east-1");
@@ -261,7 +127,7 @@ static void test_default_file_locations(void **state)
     (void)state;
     /* ~/.config/s3imgfs/config.ini */
     write_file("home/.config/s3imgfs/config.ini", 0600, "[resize]\nquality = 61\n");
-    struct config *c = must_load(NULL, NULL, 0);
+    struct config *c = must_load(NULL);
     assert_int_equal(c->resize.quality, 61);
     assert_non_null(
         strstr(conf_origin(c, "resize", "quality"), "home/.config/s3imgfs/config.ini:2"));
@@ -272,19 +138,19 @@ static void test_default_file_locations(void **state)
     snprintf(xdg, sizeof(xdg), "%s/xdg", tmpdir);
     write_file("xdg/s3imgfs/config.ini", 0600, "[resize]\nquality = 62\n");
     env_set("XDG_CONFIG_HOME", xdg);
-    c = must_load(NULL, NULL, 0);
+    c = must_load(NULL);
     assert_int_equal(c->resize.quality, 62);
     conf_free(c);
 
     /* A relative XDG_CONFIG_HOME is ignored (the XDG spec says so). */
     env_set("XDG_CONFIG_HOME", "relative/dir");
-    c = must_load(NULL, NULL, 0);
+    c = must_load(NULL);
     assert_int_equal(c->resize.quality, 61);
     conf_free(c);
 
     /* A missing default file is fine. */
     env_set("XDG_CONFIG_HOME", "/nonexistent-s3imgfs-test");
-    c = must_load(NULL, NULL, 0);
+    c = must_load(NULL);
     assert_int_equal(c->resize.quality, 80);
     conf_free(c);
 }
@@ -460,9 +326,7 @@ static void test_s3_endpoint(void **state)
         {"https://10.0.0.1", "https://10.0.0.1"},
     };
     for (size_t i = 0; i < COUNT(good); i++) {
-        char ini[200];
-        snprintf(ini, sizeof(ini), "[s3]\nendpoint = %s\n", good[i][0]);
-        struct config *c = load_ini(ini);
+        struct config *c = load_value("s3", "endpoint", good[i][0]);
         assert_string_equal(c->s3.endpoint, good[i][1]);
         conf_free(c);
     }
@@ -472,15 +336,8 @@ static void test_s3_endpoint(void **state)
         "https://user@host",    "https://host?x=1", "https://-host",      "https://[::1",
         "https://host:9000/x",
     };
-    for (size_t i = 0; i < COUNT(bad); i++) {
-        char ini[200], needle[300];
-        snprintf(ini, sizeof(ini), "[s3]\nendpoint = %s\n", bad[i]);
-        snprintf(needle, sizeof(needle),
-                 "config.ini:2: [s3] endpoint = %s: expected http://host[:port] or "
-                 "https://host[:port] with no path",
-                 bad[i]);
-        expect_ini_error(ini, needle);
-    }
+    expect_bad_values("s3", "endpoint", bad, COUNT(bad),
+                      "expected http://host[:port] or https://host[:port] with no path");
 }
 
 static void test_s3_region_bool_profile(void **state)
@@ -492,10 +349,8 @@ static void test_s3_region_bool_profile(void **state)
     static const char *const yes[] = {"true", "TRUE", "yes", "on", "1"};
     static const char *const no[] = {"false", "No", "off", "0"};
     for (size_t i = 0; i < COUNT(yes) + COUNT(no); i++) {
-        char ini[100];
         bool want = i < COUNT(yes);
-        snprintf(ini, sizeof(ini), "[s3]\npath_style = %s\n", want ? yes[i] : no[i - COUNT(yes)]);
-        c = load_ini(ini);
+        c = load_value("s3", "path_style", want ? yes[i] : no[i - COUNT(yes)]);
         assert_int_equal(c->s3.path_style, want);
         conf_free(c);
     }
@@ -576,15 +431,8 @@ static void test_s3_prefixes(void **state)
         conf_free(c);
     }
     static const char *const bad[] = {"a//b", "a/../b", "./a", "a/.", "a//"};
-    for (size_t i = 0; i < COUNT(bad); i++) {
-        char ini[200], needle[300];
-        snprintf(ini, sizeof(ini), "[s3]\ndestination_prefix = %s\n", bad[i]);
-        snprintf(needle, sizeof(needle),
-                 "config.ini:2: [s3] destination_prefix = %s: a prefix must not contain empty, "
-                 "'.' or '..' segments",
-                 bad[i]);
-        expect_ini_error(ini, needle);
-    }
+    expect_bad_values("s3", "destination_prefix", bad, COUNT(bad),
+                      "a prefix must not contain empty, '.' or '..' segments");
 }
 
 static void test_s3_sse(void **state)
@@ -639,17 +487,13 @@ static void test_resize_keys(void **state)
     (void)state;
     static const char *const modes[] = {"local", "lambda", "off"};
     for (int i = 0; i < 3; i++) {
-        char ini[100];
-        snprintf(ini, sizeof(ini), "[resize]\nmode = %s\n", modes[i]);
-        struct config *c = load_ini(ini);
+        struct config *c = load_value("resize", "mode", modes[i]);
         assert_int_equal(c->resize.mode, i);
         conf_free(c);
     }
     static const char *const formats[] = {"auto", "jpeg", "webp", "avif", "png"};
     for (int i = 0; i < 5; i++) {
-        char ini[100];
-        snprintf(ini, sizeof(ini), "[resize]\nformat = %s\n", formats[i]);
-        struct config *c = load_ini(ini);
+        struct config *c = load_value("resize", "format", formats[i]);
         assert_int_equal(c->resize.format, i);
         assert_string_equal(conf_format_name(c->resize.format), formats[i]);
         conf_free(c);
@@ -704,9 +548,7 @@ static void test_resize_keys(void **state)
 
     static const char *const levels[] = {"error", "warn", "info", "debug"};
     for (int i = 0; i < 4; i++) {
-        char ini[100];
-        snprintf(ini, sizeof(ini), "[log]\nlevel = %s\n", levels[i]);
-        c = load_ini(ini);
+        c = load_value("log", "level", levels[i]);
         assert_int_equal(c->log.level, i);
         assert_string_equal(conf_log_level_name(c->log.level), levels[i]);
         conf_free(c);
@@ -719,9 +561,7 @@ static void test_key_template(void **state)
     static const char *const good[] = {"{size}/{key}", "{dir}/{size}/{name}", "{size}-{base}.{ext}",
                                        "thumbs/{size}/{key}"};
     for (size_t i = 0; i < COUNT(good); i++) {
-        char ini[200];
-        snprintf(ini, sizeof(ini), "[resize]\nkey_template = %s\n", good[i]);
-        struct config *c = load_ini(ini);
+        struct config *c = load_value("resize", "key_template", good[i]);
         assert_string_equal(c->resize.key_template, good[i]);
         conf_free(c);
     }
@@ -945,7 +785,7 @@ static void test_overrides(void **state)
         write_file("config.ini", 0600, "[s3]\nregion = eu-west-1\n[resize]\nquality = 50\n");
     const char *ovr[] = {"s3.region=eu-central-1", " resize.quality = 60 ", "log.level=debug",
                          "resize.sizes=a:10x10:q5"};
-    struct config *c = must_load(path, ovr, COUNT(ovr));
+    struct config *c = must_load_opts(path, ovr, COUNT(ovr));
     assert_string_equal(c->s3.region, "eu-central-1");
     assert_string_equal(conf_origin(c, "s3", "region"), "option -o s3.region");
     assert_int_equal(c->resize.quality, 60);
@@ -955,14 +795,14 @@ static void test_overrides(void **state)
 
     /* The last one wins. */
     const char *twice[] = {"resize.quality=61", "resize.quality=62"};
-    c = must_load(path, twice, 2);
+    c = must_load_opts(path, twice, 2);
     assert_int_equal(c->resize.quality, 62);
     conf_free(c);
 
     /* An empty value unsets a key with fallbacks: the environment applies again. */
     env_set("AWS_REGION", "sa-east-1");
     const char *unset[] = {"s3.region="};
-    c = must_load(path, unset, 1);
+    c = must_load_opts(path, unset, 1);
     assert_string_equal(c->s3.region, "sa-east-1");
     conf_free(c);
 
@@ -1015,7 +855,7 @@ static void test_dump(void **state)
                                   "[s3]\nsource_bucket = photos\n[resize]\nquality = 77\n"
                                   "sizes = a:10x10:cover:attention, b:x20:webp:q9\n");
     const char *ovr[] = {"log.level=warn"};
-    struct config *c = must_load(path, ovr, 1);
+    struct config *c = must_load_opts(path, ovr, 1);
     char *out = dump_of(c);
     char line[700];
     snprintf(line, sizeof(line), "source_bucket = photos  ; %s:2\n", path);
@@ -1051,7 +891,7 @@ static void test_dump(void **state)
     conf_free(c);
 
     env_set("AWS_SESSION_TOKEN", NULL);
-    c = must_load(path, NULL, 0);
+    c = must_load(path);
     out = dump_of(c);
     assert_non_null(strstr(out, "session_token =   ; not set\n"));
     free(out);

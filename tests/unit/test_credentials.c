@@ -2,6 +2,7 @@
  * their precedence), the secret-file check, and the credentials provider (refresh when the
  * file changes, thread safety, masking). */
 #include "conf.h"
+#include "conf_test_util.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,9 +10,7 @@
 
 #include <cmocka.h>
 
-#include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,124 +20,18 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------------------------ */
-/* Fixture: a temporary home and a fake environment (empty: no credentials anywhere)           */
-
-static char tmpdir[256];
-static char home[300];
-
-struct env_var {
-    char *name;
-    char *value;
-};
-static struct env_var envs[32];
-static size_t nenv;
-
-static const char *fake_getenv(void *ctx, const char *name)
-{
-    (void)ctx;
-    for (size_t i = 0; i < nenv; i++)
-        if (strcmp(envs[i].name, name) == 0)
-            return envs[i].value;
-    return NULL;
-}
-
-static void env_set(const char *name, const char *value)
-{
-    for (size_t i = 0; i < nenv; i++) {
-        if (strcmp(envs[i].name, name) == 0) {
-            free(envs[i].value);
-            if (value) {
-                envs[i].value = strdup(value);
-            } else {
-                free(envs[i].name);
-                envs[i] = envs[--nenv];
-            }
-            return;
-        }
-    }
-    if (value) {
-        assert_true(nenv < 32);
-        envs[nenv].name = strdup(name);
-        envs[nenv++].value = strdup(value);
-    }
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+/* Fixture (conf_test_util.c): a temporary home and a fake environment (empty: no credentials
+ * anywhere)                                                                                   */
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/s3imgfs-test-creds-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    snprintf(home, sizeof(home), "%s/home", tmpdir);
-    if (mkdir(home, 0700) != 0)
-        return -1;
-    nenv = 0;
-    return 0;
+    return conf_fixture_setup("creds");
 }
 
 static int teardown(void **state)
 {
-    (void)state;
-    while (nenv > 0)
-        env_set(envs[0].name, NULL);
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void mkdirs(const char *path)
-{
-    char buf[512];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-                fail_msg("mkdir %s: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    }
-}
-
-static const char *path_of(const char *rel)
-{
-    static char paths[8][512];
-    static int k;
-    char *p = paths[k++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, rel);
-    return p;
-}
-
-/* Writes tmpdir/rel in place (same inode) with mode; returns its path. */
-static const char *write_file(const char *rel, mode_t mode, const char *text)
-{
-    const char *p = path_of(rel);
-    mkdirs(p);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(chmod(p, mode), 0);
-    return p;
-}
-
-/* Replaces tmpdir/rel atomically (a new inode), as editors and `aws configure` do. */
-static void replace_file(const char *rel, const char *text)
-{
-    char tmp[600];
-    snprintf(tmp, sizeof(tmp), "%s.new", path_of(rel));
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(chmod(tmp, 0600), 0);
-    assert_int_equal(rename(tmp, path_of(rel)), 0);
+    return conf_fixture_teardown(state);
 }
 
 /* Sets the file's mtime `secs` seconds from now. */
@@ -151,54 +44,6 @@ static void touch_ahead(const char *rel, int secs)
     assert_int_equal(utimensat(AT_FDCWD, path_of(rel), ts, 0), 0);
 }
 
-static struct config *load_opts(const char *path, struct s3_error *err)
-{
-    struct conf_options o = {.path = path, .getenv = fake_getenv, .home = home};
-    return conf_load(&o, err);
-}
-
-static struct config *must_load(const char *path)
-{
-    struct s3_error err;
-    struct config *c = load_opts(path, &err);
-    if (!c)
-        fail_msg("conf_load failed: %s: %s", err.code, err.message);
-    return c;
-}
-
-static struct config *load_ini(const char *text)
-{
-    return must_load(write_file("config.ini", 0600, text));
-}
-
-static void expect_error(const char *path, const char *code, const char *needle)
-{
-    struct s3_error err;
-    struct config *c = load_opts(path, &err);
-    if (c) {
-        conf_free(c);
-        fail_msg("conf_load succeeded, expected an error containing \"%s\"", needle);
-    }
-    if (!strstr(err.message, needle))
-        fail_msg("error \"%s\"\n  does not contain \"%s\"", err.message, needle);
-    if (strcmp(err.code, code) != 0)
-        fail_msg("code %s, expected %s (%s)", err.code, code, err.message);
-}
-
-static void expect_ini_error(const char *text, const char *needle)
-{
-    expect_error(write_file("config.ini", 0600, text), "InvalidConfig", needle);
-}
-
-/* The provider's current access key id. */
-static const char *access_key(const struct config *c)
-{
-    static struct aws_credentials creds;
-    struct s3_error err;
-    assert_int_equal(conf_credentials_provider(c->credentials, &creds, &err), 0);
-    return creds.access_key_id;
-}
-
 static struct aws_credentials creds_of(const struct config *c)
 {
     struct aws_credentials creds;
@@ -207,21 +52,52 @@ static struct aws_credentials creds_of(const struct config *c)
     return creds;
 }
 
-static char *dump_of(const struct config *c)
+/* The provider's current access key id. */
+static const char *access_key(const struct config *c)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    conf_dump(c, f);
-    fclose(f);
-    return buf;
+    static struct aws_credentials creds;
+    creds = creds_of(c);
+    return creds.access_key_id;
 }
 
 static void env_creds(void)
 {
     env_set("AWS_ACCESS_KEY_ID", "AKIAENVENVENV0000ENV");
     env_set("AWS_SECRET_ACCESS_KEY", "env-secret");
+}
+
+/* [s3] region, endpoint, profile or ca_file of c. */
+static const char *s3_setting(const struct config *c, const char *key)
+{
+    if (strcmp(key, "region") == 0)
+        return c->s3.region;
+    if (strcmp(key, "endpoint") == 0)
+        return c->s3.endpoint;
+    if (strcmp(key, "profile") == 0)
+        return c->s3.profile;
+    if (strcmp(key, "ca_file") == 0)
+        return c->s3.ca_file;
+    fail_msg("s3_setting: no [s3] %s", key);
+    return NULL;
+}
+
+/* Loads the default files (no config.ini) and checks [s3] key's value and, unless origin is
+ * NULL, where it came from. */
+static void expect_s3(const char *key, const char *value, const char *origin)
+{
+    struct config *c = must_load(NULL);
+    assert_string_equal(s3_setting(c, key), value);
+    if (origin)
+        assert_string_equal(conf_origin(c, "s3", key), origin);
+    conf_free(c);
+}
+
+/* Loads the default files (no config.ini) and checks the provider's access key id. */
+static void expect_access_key(const char *want)
+{
+    struct config *c = must_load(NULL);
+    assert_string_equal(access_key(c), want);
+    conf_free(c);
 }
 
 #define CRED_FILE(ak, sk) "[default]\naws_access_key_id = " ak "\naws_secret_access_key = " sk "\n"
@@ -234,40 +110,26 @@ static void test_region_precedence(void **state)
     (void)state;
     env_creds();
     /* Default. */
-    struct config *c = must_load(NULL);
-    assert_string_equal(c->s3.region, "us-east-1");
-    assert_string_equal(conf_origin(c, "s3", "region"), "default");
-    conf_free(c);
+    expect_s3("region", "us-east-1", "default");
 
     /* The profile's region in ~/.aws/config (not in ~/.aws/credentials). */
     write_file("home/.aws/credentials", 0600, "[default]\nregion = ca-central-1\n");
     write_file("home/.aws/config", 0600, "[default]\n\nregion = ap-east-1\n");
-    c = must_load(NULL);
-    assert_string_equal(c->s3.region, "ap-east-1");
     char where[600];
     snprintf(where, sizeof(where), "%s/.aws/config:3 [default]", home);
-    assert_string_equal(conf_origin(c, "s3", "region"), where);
-    conf_free(c);
+    expect_s3("region", "ap-east-1", where);
 
     env_set("AWS_DEFAULT_REGION", "eu-west-2");
-    c = must_load(NULL);
-    assert_string_equal(c->s3.region, "eu-west-2");
-    assert_string_equal(conf_origin(c, "s3", "region"), "env AWS_DEFAULT_REGION");
-    conf_free(c);
+    expect_s3("region", "eu-west-2", "env AWS_DEFAULT_REGION");
 
     /* Empty variables count as not set. */
     env_set("AWS_REGION", "");
-    c = must_load(NULL);
-    assert_string_equal(c->s3.region, "eu-west-2");
-    conf_free(c);
+    expect_s3("region", "eu-west-2", NULL);
 
     env_set("AWS_REGION", "eu-west-3");
-    c = must_load(NULL);
-    assert_string_equal(c->s3.region, "eu-west-3");
-    assert_string_equal(conf_origin(c, "s3", "region"), "env AWS_REGION");
-    conf_free(c);
+    expect_s3("region", "eu-west-3", "env AWS_REGION");
 
-    c = load_ini("[s3]\nregion = eu-south-1\n");
+    struct config *c = load_ini("[s3]\nregion = eu-south-1\n");
     assert_string_equal(c->s3.region, "eu-south-1");
     assert_non_null(strstr(conf_origin(c, "s3", "region"), "config.ini:2"));
     conf_free(c);
@@ -291,23 +153,15 @@ static void test_endpoint_precedence(void **state)
     write_file("home/.aws/config", 0600,
                "[profile other]\nendpoint_url = http://other:1\n"
                "[default]\nendpoint_url = http://profile:9000\n");
-    struct config *c = must_load(NULL);
-    assert_string_equal(c->s3.endpoint, "http://profile:9000");
-    conf_free(c);
+    expect_s3("endpoint", "http://profile:9000", NULL);
 
     env_set("AWS_ENDPOINT_URL", "http://generic:9000");
-    c = must_load(NULL);
-    assert_string_equal(c->s3.endpoint, "http://generic:9000");
-    assert_string_equal(conf_origin(c, "s3", "endpoint"), "env AWS_ENDPOINT_URL");
-    conf_free(c);
+    expect_s3("endpoint", "http://generic:9000", "env AWS_ENDPOINT_URL");
 
     env_set("AWS_ENDPOINT_URL_S3", "https://s3-specific:443/");
-    c = must_load(NULL);
-    assert_string_equal(c->s3.endpoint, "https://s3-specific:443");
-    assert_string_equal(conf_origin(c, "s3", "endpoint"), "env AWS_ENDPOINT_URL_S3");
-    conf_free(c);
+    expect_s3("endpoint", "https://s3-specific:443", "env AWS_ENDPOINT_URL_S3");
 
-    c = load_ini("[s3]\nendpoint = http://ini:1234\n");
+    struct config *c = load_ini("[s3]\nendpoint = http://ini:1234\n");
     assert_string_equal(c->s3.endpoint, "http://ini:1234");
     conf_free(c);
 
@@ -320,13 +174,9 @@ static void test_endpoint_precedence(void **state)
     env_set("AWS_ENDPOINT_URL_S3", NULL);
     env_set("AWS_ENDPOINT_URL", NULL);
     write_file("home/.aws/config", 0600, "[default]\nregion = eu-central-2\n");
-    c = must_load(NULL);
-    assert_string_equal(c->s3.endpoint, "https://s3.eu-central-2.amazonaws.com");
-    conf_free(c);
+    expect_s3("endpoint", "https://s3.eu-central-2.amazonaws.com", NULL);
     env_set("AWS_REGION", "cn-north-1");
-    c = must_load(NULL);
-    assert_string_equal(c->s3.endpoint, "https://s3.cn-north-1.amazonaws.com.cn");
-    conf_free(c);
+    expect_s3("endpoint", "https://s3.cn-north-1.amazonaws.com.cn", NULL);
 }
 
 static void test_ca_bundle_fallbacks(void **state)
@@ -338,16 +188,11 @@ static void test_ca_bundle_fallbacks(void **state)
     char text[700];
     snprintf(text, sizeof(text), "[default]\nca_bundle = %s\n", a);
     write_file("home/.aws/config", 0600, text);
-    struct config *c = must_load(NULL);
-    assert_string_equal(c->s3.ca_file, a);
-    conf_free(c);
+    expect_s3("ca_file", a, NULL);
     env_set("AWS_CA_BUNDLE", b);
-    c = must_load(NULL);
-    assert_string_equal(c->s3.ca_file, b);
-    assert_string_equal(conf_origin(c, "s3", "ca_file"), "env AWS_CA_BUNDLE");
-    conf_free(c);
+    expect_s3("ca_file", b, "env AWS_CA_BUNDLE");
     snprintf(text, sizeof(text), "[s3]\nca_file = %s\n", a);
-    c = load_ini(text);
+    struct config *c = load_ini(text);
     assert_string_equal(c->s3.ca_file, a);
     conf_free(c);
 }
@@ -392,9 +237,7 @@ static void test_profile_selection(void **state)
     conf_free(c);
     /* An empty profile section counts as existing. */
     env_set("AWS_PROFILE", "other");
-    c = must_load(NULL);
-    assert_string_equal(access_key(c), "AKIAENVENVENV0000ENV");
-    conf_free(c);
+    expect_access_key("AKIAENVENVENV0000ENV");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -457,9 +300,7 @@ static void test_credentials_precedence(void **state)
     /* A session token alone in the environment does not count. */
     env_set("AWS_ACCESS_KEY_ID", NULL);
     env_set("AWS_SECRET_ACCESS_KEY", NULL);
-    c = must_load(NULL);
-    assert_string_equal(access_key(c), "AKIACREDFILE00000000");
-    conf_free(c);
+    expect_access_key("AKIACREDFILE00000000");
 }
 
 static void test_shared_file_variables(void **state)
@@ -486,16 +327,12 @@ static void test_shared_file_variables(void **state)
 
     /* Credentials only in the config file named by AWS_CONFIG_FILE. */
     env_set("AWS_PROFILE", "p2");
-    c = must_load(NULL);
-    assert_string_equal(access_key(c), "AKIAELSECONFIG000000");
-    conf_free(c);
+    expect_access_key("AKIAELSECONFIG000000");
     env_set("AWS_PROFILE", NULL);
 
     /* "~/" is the home directory. */
     env_set("AWS_SHARED_CREDENTIALS_FILE", "~/alt/creds");
-    c = must_load(NULL);
-    assert_string_equal(access_key(c), "AKIATILDE00000000000");
-    conf_free(c);
+    expect_access_key("AKIATILDE00000000000");
 
     /* A file that does not exist counts as empty. */
     env_set("AWS_SHARED_CREDENTIALS_FILE", path_of("missing"));
@@ -524,24 +361,18 @@ static void test_profile_sections(void **state)
     write_file("home/.aws/credentials", 0600,
                "[profile x]\naws_access_key_id = AKIAWRONGCREDS000000\naws_secret_access_key = w\n"
                "[x]\naws_access_key_id = AKIACREDSX0000000000\naws_secret_access_key = p\n");
-    c = must_load(NULL);
-    assert_string_equal(access_key(c), "AKIACREDSX0000000000");
-    conf_free(c);
+    expect_access_key("AKIACREDSX0000000000");
 
     /* [default] and [profile default] are the default profile in ~/.aws/config. */
     env_set("AWS_PROFILE", NULL);
     write_file("home/.aws/credentials", 0600, "");
     write_file("home/.aws/config", 0600,
                "[default]\naws_access_key_id = AKIADEFAULTSECTION00\naws_secret_access_key = s\n");
-    c = must_load(NULL);
-    assert_string_equal(access_key(c), "AKIADEFAULTSECTION00");
-    conf_free(c);
+    expect_access_key("AKIADEFAULTSECTION00");
     write_file("home/.aws/config", 0600,
                "[profile default]\naws_access_key_id = AKIAPROFILEDEFAULT00\n"
                "aws_secret_access_key = s\n");
-    c = must_load(NULL);
-    assert_string_equal(access_key(c), "AKIAPROFILEDEFAULT00");
-    conf_free(c);
+    expect_access_key("AKIAPROFILEDEFAULT00");
 }
 
 static void test_aws_file_syntax(void **state)
@@ -582,9 +413,7 @@ static void test_aws_file_syntax(void **state)
              longname);
     write_file("home/.aws/config", 0600, text);
     env_set("AWS_PROFILE", longname);
-    c = must_load(NULL);
-    assert_string_equal(access_key(c), "AKIALONGPROFILE00000");
-    conf_free(c);
+    expect_access_key("AKIALONGPROFILE00000");
     env_set("AWS_PROFILE", NULL);
 
     /* Empty values count as missing. */
@@ -643,7 +472,7 @@ static void test_secrets_need_private_file(void **state)
     static const char text[] = "[s3]\naccess_key_id = AKIAPRIVATE000000000\n"
                                "secret_access_key = SuperSecretValue\n";
     static const mode_t refused[] = {0644, 0640, 0604, 0660, 0444};
-    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+    for (size_t i = 0; i < COUNT(refused); i++) {
         const char *p = write_file("config.ini", refused[i], text);
         char needle[1200];
         snprintf(needle, sizeof(needle),
@@ -653,17 +482,17 @@ static void test_secrets_need_private_file(void **state)
                  p, p, p);
         expect_error(p, "InvalidConfig", needle);
         struct s3_error err;
-        assert_null(load_opts(p, &err));
+        assert_null(load_opts(p, NULL, 0, &err));
         assert_null(strstr(err.message, "AKIAPRIVATE"));
     }
     write_file("config.ini", 0644, "[s3]\nsecret_access_key = SuperSecretValue\n");
     struct s3_error err;
-    assert_null(load_opts(path_of("config.ini"), &err));
+    assert_null(load_opts(path_of("config.ini"), NULL, 0, &err));
     assert_non_null(strstr(err.message, "[s3] secret_access_key = (hidden): "));
     assert_null(strstr(err.message, "SuperSecret"));
 
     static const mode_t accepted[] = {0600, 0400, 0700};
-    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+    for (size_t i = 0; i < COUNT(accepted); i++) {
         struct config *c = must_load(write_file("config.ini", accepted[i], text));
         assert_string_equal(access_key(c), "AKIAPRIVATE000000000");
         conf_free(c);
@@ -681,7 +510,7 @@ static void test_secrets_need_private_file(void **state)
     char longer[400];
     snprintf(longer, sizeof(longer), "[s3]\naccess_key_id = AKIA%0200d\n", 7);
     const char *p = write_file("config.ini", 0600, longer);
-    assert_null(load_opts(p, &err));
+    assert_null(load_opts(p, NULL, 0, &err));
     assert_non_null(strstr(err.message, "[s3] access_key_id = (hidden): expected at most 127 "
                                         "characters"));
     assert_null(strstr(err.message, "0000007"));

@@ -90,9 +90,10 @@ static void *serve(void *arg)
             }
             char resp[4096];
             const char *body = st->body ? st->body : "";
-            int n = snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Length: %zu\r\n%s\r\n%s",
-                             st->status, strlen(body), st->extra_headers ? st->extra_headers : "",
-                             body);
+            int n = snprintf(
+                resp, sizeof(resp),
+                "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Length: %zu\r\n%s\r\n%s", st->status,
+                strlen(body), st->extra_headers ? st->extra_headers : "", body);
             if (write(fd, resp, (size_t)n) != n)
                 fprintf(stderr, "scripted server: short write\n");
         }
@@ -502,8 +503,11 @@ static void bad_options_are_refused(void **state)
     struct aws_header many[40];
     for (int i = 0; i < 40; i++)
         many[i] = (struct aws_header){"x-test", "v"};
-    struct aws_request r = {.service = "sqs", .endpoint = "http://127.0.0.1:1", .method = "POST",
-                            .headers = many, .header_count = 40};
+    struct aws_request r = {.service = "sqs",
+                            .endpoint = "http://127.0.0.1:1",
+                            .method = "POST",
+                            .headers = many,
+                            .header_count = 40};
     struct aws_response resp;
     assert_int_equal(aws_request_send(c, &r, &resp, &err), -1);
     assert_string_equal(err.code, "InvalidArgument");
