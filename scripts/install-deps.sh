@@ -8,6 +8,7 @@ build_pkgs=(
   build-essential pkg-config meson ninja-build git
   libcurl4-openssl-dev libssl-dev libinih-dev libcmocka-dev libexpat1-dev
   libvips-dev libvips-tools libfuse3-dev fuse3 libjansson-dev libmicrohttpd-dev
+  clang libclang-rt-14-dev clang-format
 )
 test_pkgs=(
   ceph-mon ceph-osd ceph-mgr radosgw ceph-common ceph-base

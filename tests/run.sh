@@ -53,4 +53,19 @@ if [ "$sanitize" = 1 ]; then
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 fi
+if [ "$sanitize" = 1 ]; then
+  # The decoder fuzzer, for a bounded time: libFuzzer needs clang; only the fuzz suite runs here.
+  echo "== fuzz the resize engine (${S3IMGFS_FUZZ_SECONDS:-60} s)"
+  fuzz_args=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+             -Dc_args=-fsanitize=fuzzer-no-link -Dbuildtype=debugoptimized)
+  if [ -f build-fuzz/meson-private/coredata.dat ]; then
+    CC=clang meson setup --reconfigure build-fuzz "${fuzz_args[@]}" >/dev/null
+  else
+    rm -rf build-fuzz
+    CC=clang meson setup build-fuzz "${fuzz_args[@]}" >/dev/null
+  fi
+  ninja -C build-fuzz tests/fuzz/fuzz_resize
+  S3IMGFS_FUZZ_SECONDS=${S3IMGFS_FUZZ_SECONDS:-60} \
+    meson test -C build-fuzz --no-rebuild --suite fuzz --print-errorlogs
+fi
 echo "== all tests passed"

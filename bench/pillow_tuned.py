@@ -1,0 +1,85 @@
+#!/usr/bin/python3
+"""Pillow done well: one open and one decode per image, every size derived from it.
+
+For each image: Image.open once; for a JPEG, `draft('RGB', need)` asks libjpeg to decode at the
+smallest 1/1, 1/2, 1/4 or 1/8 scale still at least as large as the biggest size needs (DCT
+shrink-on-load); then one decode (`convert('RGB')`), and every size is made from that image with
+`resize(..., BICUBIC, reducing_gap=2.0)` (what `thumbnail()` does), with a centre crop box for
+the cover size (what `ImageOps.fit` does), and saved with quality=80.
+
+usage: pillow_tuned.py [-j N] -o OUTDIR FILE...   (writes OUTDIR/<size>/<name>.jpg)
+Images are spread over a pool of N worker processes (multiprocessing, fork), one image per task.
+"""
+import math
+import multiprocessing
+import os
+import sys
+
+from PIL import Image
+
+SIZES = [("thumbnail", (150, 150), True), ("medium", (640, 640), False),
+         ("large", (1280, 1280), False)]
+QUALITY = 80
+RESAMPLE = Image.Resampling.BICUBIC
+
+
+def scale_for(w, h, box, cover):
+    sx, sy = box[0] / w, box[1] / h
+    return min(1.0, max(sx, sy) if cover else min(sx, sy))
+
+
+def handle(job):
+    path, outdir = job
+    name = os.path.splitext(os.path.basename(path))[0]
+    with Image.open(path) as im:
+        w, h = im.size
+        need = max(scale_for(w, h, box, cover) for _, box, cover in SIZES)
+        if im.format == "JPEG":
+            im.draft("RGB", (math.ceil(w * need), math.ceil(h * need)))
+        img = im.convert("RGB")  # the one decode
+    dw, dh = img.size  # after draft: w/scale, h/scale
+    for size_name, box, cover in SIZES:
+        out = os.path.join(outdir, size_name, name + ".jpg")
+        if cover:
+            # centre crop of the box's aspect ratio in original coordinates, then scale
+            s = scale_for(w, h, box, True)
+            cw, ch = min(w, box[0] / s), min(h, box[1] / s)
+            fx, fy = dw / w, dh / h
+            crop = ((w - cw) / 2 * fx, (h - ch) / 2 * fy, (w + cw) / 2 * fx, (h + ch) / 2 * fy)
+            target = (min(box[0], round(w * s)), min(box[1], round(h * s)))
+            r = img.resize(target, RESAMPLE, box=crop, reducing_gap=2.0)
+        else:
+            s = scale_for(w, h, box, False)
+            target = (max(1, round(w * s)), max(1, round(h * s)))
+            r = img if target == (dw, dh) else img.resize(target, RESAMPLE, reducing_gap=2.0)
+        r.save(out, quality=QUALITY)
+    return path
+
+
+def main(argv):
+    jobs, outdir, files = 1, None, []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "-j":
+            jobs = int(argv[i + 1])
+            i += 2
+        elif argv[i] == "-o":
+            outdir = argv[i + 1]
+            i += 2
+        else:
+            files.append(argv[i])
+            i += 1
+    if not outdir or not files:
+        sys.exit(__doc__)
+    for size_name, _, _ in SIZES:
+        os.makedirs(os.path.join(outdir, size_name), exist_ok=True)
+    pool = multiprocessing.Pool(jobs)
+    for path in pool.imap_unordered(handle, [(f, outdir) for f in files], chunksize=1):
+        print(path)
+    pool.close()
+    pool.join()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1227 @@
+/* resize: the one-decode multi-size engine on libvips.
+ *
+ * The path of one image (docs/resize.md tells it for users):
+ *   1. sniff the format from the bytes: not an image -> RESIZE_NOT_IMAGE; an image format we do
+ *      not decode (SVG, PDF, ...) -> RESIZE_REFUSED;
+ *   2. byte limit; then the header only (lazy libvips load: no pixel memory) -> pixel limit;
+ *   3. plan every rendition from the upright source size (plan_size): its resized size and
+ *      its final (cropped) size, never larger than the source;
+ *   4. decode ONCE (decode_base): the loader of the sniffed format, with shrink-on-load,
+ *      resized (lanczos3, premultiplied alpha) to exactly the resized size of the largest
+ *      rendition, converted to sRGB (or kept grey) in 8 bits, copied into memory, turned
+ *      upright, its metadata dropped. (vips_thumbnail_buffer does much the same, but in 8.14
+ *      its fail_on does not reach the loader, it lets libvips guess the loader, and it keeps
+ *      a factor of 2 above JPEG shrink-on-load that costs a full decode of most photos.)
+ *   5. each rendition: resize that memory image (premultiplied when there is alpha) to its
+ *      planned size, crop, flatten for JPEG, encode with metadata stripped, hand to the
+ *      callback.
+ */
+#include "resize_internal.h"
+
+#include <vips/vips.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Global state: set once by resize_global_init, read-only afterwards                          */
+
+static bool g_ready;
+static bool g_heif_load; /* the HEIF module is there (HEIC/AVIF input) */
+static bool g_heif_save; /* ... and can write (AVIF output) */
+
+/* The loaders the engine may use: everything else under VipsForeignLoad is blocked. */
+static const char *const allowed_loaders[] = {
+    "VipsForeignLoadJpeg",  "VipsForeignLoadPng",  "VipsForeignLoadWebp",
+    "VipsForeignLoadNsgif", "VipsForeignLoadTiff", "VipsForeignLoadHeif",
+};
+
+/* Encoder defaults (docs/resize.md, "Formats"). */
+#define JPEG_DEFAULT_Q  80
+#define AVIF_DEFAULT_Q  55 /* what [resize] quality 80 becomes for AVIF (see avif_quality) */
+#define AVIF_EFFORT     2  /* 0 (fastest) .. 9; libvips' default 4 is about 2x slower */
+#define WEBP_EFFORT     4
+#define PNG_COMPRESSION 6
+#define DETAIL_MAX      120 /* characters of a libvips message kept in a reason */
+
+static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data)
+{
+    (void)domain;
+    (void)level;
+    (void)message;
+    (void)data;
+}
+
+static void set_reason(struct resize_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_reason(struct resize_error *err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+    va_end(ap);
+}
+
+/* The HEIF module can be there without an AV1 encoder (libheif's encoders are plugins in some
+ * distributions): encode a tiny picture once to know. */
+static bool avif_encoder_works(void)
+{
+    VipsImage *im = NULL;
+    void *buf = NULL;
+    size_t len = 0;
+    bool ok = vips_black(&im, 16, 16, "bands", 3, NULL) == 0 &&
+              vips_heifsave_buffer(im, &buf, &len, "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1,
+                                   "bitdepth", 8, "effort", 0, NULL) == 0 &&
+              len > 0;
+    g_free(buf);
+    if (im)
+        g_object_unref(im);
+    vips_error_clear(); /* before any image is processed: nothing else to lose */
+    return ok;
+}
+
+int resize_global_init(unsigned vips_threads, struct resize_error *err)
+{
+    if (g_ready)
+        return 0;
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
+    /* Many threads decoding large images otherwise grow one malloc arena each, and RSS with
+     * them (sharp #2607, imgproxy #116). */
+    mallopt(M_ARENA_MAX, 2);
+#endif
+    if (VIPS_INIT("s3imgfs")) {
+        char *text = vips_error_buffer_copy();
+        set_reason(err, "libvips failed to start: %.200s", text ? g_strstrip(text) : "");
+        g_free(text);
+        return -1;
+    }
+    /* A long-running process sees each image once: caching operations only holds memory and
+     * file descriptors. */
+    vips_cache_set_max(0);
+    vips_cache_set_max_mem(0);
+    vips_cache_set_max_files(0);
+    if (vips_threads > 0)
+        vips_concurrency_set((int)vips_threads);
+
+    /* Loaders: no untrusted ones (magick, svg, pdf, matlab, fits, ...), and beyond that only an
+     * allow-list, so that a new libvips or module cannot add a parser we never meant to run. */
+    vips_block_untrusted_set(TRUE);
+    vips_operation_block_set("VipsForeignLoad", TRUE);
+    for (size_t i = 0; i < sizeof(allowed_loaders) / sizeof(allowed_loaders[0]); i++)
+        vips_operation_block_set(allowed_loaders[i], FALSE);
+
+    g_heif_load = vips_type_find("VipsOperation", "heifload_buffer") != 0;
+    g_heif_save = vips_type_find("VipsOperation", "heifsave_buffer") != 0 && avif_encoder_works();
+
+    /* libvips warns on stderr about each odd image ("error in tile 0 x 120", "ignoring nclx
+     * profile"); the reasons returned here carry what matters. */
+    g_log_set_handler(
+        "VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG,
+        drop_log, NULL);
+    g_ready = true;
+    return 0;
+}
+
+void resize_global_shutdown(void)
+{
+    if (!g_ready)
+        return;
+    vips_shutdown();
+    g_ready = false;
+}
+
+void resize_thread_done(void)
+{
+    if (g_ready)
+        vips_thread_shutdown();
+}
+
+const char *resize_extension(const char *format)
+{
+    if (!format)
+        return NULL;
+    if (strcmp(format, "jpeg") == 0)
+        return "jpg";
+    if (strcmp(format, "tiff") == 0)
+        return "tif";
+    return format; /* png, webp, avif, gif, heif */
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* libvips errors -> one short line                                                             */
+
+static bool contains_ci(const char *text, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *p = text; *p; p++)
+        if (g_ascii_strncasecmp(p, needle, n) == 0)
+            return true;
+    return false;
+}
+
+static const char *const truncation_words[] = {
+    "premature end",   "truncat",     "unexpected end", "end of file", "end of data",
+    "not enough data", "out of data", "incomplete",     "eof",         NULL,
+};
+
+static bool says_truncated(const char *text)
+{
+    for (size_t i = 0; truncation_words[i]; i++)
+        if (contains_ci(text, truncation_words[i]))
+            return true;
+    return false;
+}
+
+/* Lines from libvips' own plumbing, which say where an error went, not what it was. */
+static bool generic_line(const char *line)
+{
+    static const char *const prefixes[] = {
+        "vips_image_",    "vips_region_", "vips_sink", "vips__",    "VipsRegion",   "VipsImage:",
+        "vips_thumbnail", "thumbnail",    "linecache", "tilecache", "vips_tracked", NULL,
+    };
+    for (size_t i = 0; prefixes[i]; i++)
+        if (strncmp(line, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return contains_ci(line, "error in tile") || contains_ci(line, "read gave");
+}
+
+/* Takes (and clears) libvips' error text, which is global and shared by every thread, and
+ * keeps the most telling line of it, without its "Domain: " prefix, on one line. */
+struct vips_detail {
+    char line[DETAIL_MAX + 1];
+    bool truncated; /* some line of it says the data ended early */
+};
+
+static void take_vips_error(struct vips_detail *d)
+{
+    d->line[0] = '\0';
+    d->truncated = false;
+    char *text = vips_error_buffer_copy();
+    if (!text)
+        return;
+    d->truncated = says_truncated(text);
+
+    const char *best = NULL, *first = NULL;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        line = g_strstrip(line);
+        if (!*line)
+            continue;
+        if (!first)
+            first = line;
+        if (!best && !generic_line(line))
+            best = line;
+        if (says_truncated(line)) { /* the line that says it best */
+            best = line;
+            break;
+        }
+    }
+    if (!best)
+        best = first;
+    if (best) {
+        /* "VipsJpeg: Premature end of input file" -> "premature end of input file" */
+        const char *colon = strstr(best, ": ");
+        if (colon) {
+            bool word = true;
+            for (const char *p = best; p < colon; p++)
+                if (isspace((unsigned char)*p))
+                    word = false;
+            if (word && colon[2])
+                best = colon + 2;
+        }
+        size_t n = 0;
+        for (const char *p = best; *p && n < DETAIL_MAX; p++)
+            d->line[n++] = (char)(iscntrl((unsigned char)*p) ? ' ' : *p);
+        if (strlen(best) > DETAIL_MAX) { /* cut at a word, and say so */
+            while (n > DETAIL_MAX / 2 && d->line[n - 1] != ' ')
+                n--;
+            while (n > 0 && (d->line[n - 1] == ' ' || d->line[n - 1] == ',' ||
+                             d->line[n - 1] == ':' || d->line[n - 1] == '('))
+                n--;
+            if (n + 3 <= DETAIL_MAX) {
+                memcpy(d->line + n, "...", 3);
+                n += 3;
+            }
+        }
+        while (n > 0 && (d->line[n - 1] == ' ' || d->line[n - 1] == '.') &&
+               !(n >= 3 && memcmp(d->line + n - 3, "...", 3) == 0))
+            n--;
+        d->line[n] = '\0';
+        if (isupper((unsigned char)d->line[0]) && !isupper((unsigned char)d->line[1]))
+            d->line[0] = (char)tolower((unsigned char)d->line[0]);
+    }
+    g_free(text);
+}
+
+/* A PNG ends with an IEND chunk (its type and CRC are always the same 8 bytes). libpng takes
+ * a stream cut in its last few bytes for a "benign" error and returns a picture with a damaged
+ * last row: without IEND, the file is refused as truncated. (Found from the end: some files
+ * carry data after it.) */
+static bool png_has_iend(const uint8_t *p, size_t len)
+{
+    static const uint8_t iend[8] = {'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+    for (size_t i = len >= 8 ? len - 8 : 0; len >= 8 + 33; i--) {
+        if (p[i] == 'I' && memcmp(p + i, iend, 8) == 0)
+            return true;
+        if (i <= 33) /* signature and IHDR come first */
+            break;
+    }
+    return false;
+}
+
+/* Whether the container says the data stops early, for decoders whose messages do not. */
+static bool structurally_truncated(enum resize_kind kind, const uint8_t *p, size_t len)
+{
+    switch (kind) {
+    case KIND_PNG:
+        return !png_has_iend(p, len);
+    case KIND_GIF: /* ends with the trailer byte */
+        return len < 1 || p[len - 1] != 0x3B;
+    case KIND_WEBP: /* the RIFF header gives the length */
+        return len < 12 || ((uint64_t)p[4] | (uint64_t)p[5] << 8 | (uint64_t)p[6] << 16 |
+                            (uint64_t)p[7] << 24) +
+                                   8 >
+                               len;
+    case KIND_JPEG: /* ends with EOI, give or take a few bytes of padding */
+        for (size_t i = len; i >= 2 && i + 64 >= len; i--)
+            if (p[i - 2] == 0xFF && p[i - 1] == 0xD9)
+                return false;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A reason for a source that could not be read: "truncated JPEG: premature end of input file",
+ * "corrupt PNG data: libpng read error". */
+static enum resize_status fail_source(struct resize_error *err, enum resize_kind kind,
+                                      const void *data, size_t len)
+{
+    struct vips_detail d;
+    take_vips_error(&d);
+    bool truncated = d.truncated || structurally_truncated(kind, data, len);
+    const char *name = resize_kind_info(kind)->display;
+    if (d.line[0])
+        set_reason(err, "%s %s%s: %s", truncated ? "truncated" : "corrupt", name,
+                   truncated ? "" : " data", d.line);
+    else
+        set_reason(err, "%s %s%s", truncated ? "truncated" : "corrupt", name,
+                   truncated ? "" : " data");
+    return RESIZE_FAILED;
+}
+
+static enum resize_status fail_step(struct resize_error *err, const char *what)
+{
+    struct vips_detail d;
+    take_vips_error(&d);
+    if (d.line[0])
+        set_reason(err, "%s: %s", what, d.line);
+    else
+        set_reason(err, "%s", what);
+    return RESIZE_FAILED;
+}
+
+/* libvips may leave text in its error buffer on success (a probe that failed and was
+ * recovered from). The buffer has a fixed size: left to fill up, it would lose the messages of
+ * a later failure. (It is one buffer for all threads: a thread that fails at the same moment
+ * may lose its detail line, never its reason.) */
+static void drop_vips_error(void)
+{
+    if (vips_error_buffer()[0]) {
+        char *text = vips_error_buffer_copy();
+        g_free(text);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sizing rules                                                                                 */
+
+struct plan {
+    int rw, rh; /* the source scaled to this (== source size: no resampling) */
+    int cw, ch; /* then cropped to this (centred or by the crop hint); == rw, rh for fit */
+};
+
+static int round_px(double v)
+{
+    long r = lround(v);
+    return r < 1 ? 1 : (int)r;
+}
+
+/* The rules (docs/resize.md, "Sizes"): W, H the upright source, bw, bh the box (0: unbounded).
+ *   fit:   s = min(1, bw/W, bh/H); output round(W*s) x round(H*s).
+ *   cover: the box itself if the source covers it, else the largest box of the same aspect
+ *          ratio the source covers unscaled: f = min(1, W/bw, H/bh), output round(bw*f) x
+ *          round(bh*f); the source is scaled by s = max(out_w/W, out_h/H) <= 1 and cropped. */
+static void plan_size(int W, int H, const struct conf_size *size, struct plan *p)
+{
+    double bw = size->width, bh = size->height;
+    if (size->fit == CONF_FIT_COVER && bw > 0 && bh > 0) {
+        double f = fmin(1.0, fmin(W / bw, H / bh));
+        p->cw = round_px(bw * f);
+        p->ch = round_px(bh * f);
+        if (p->cw > W)
+            p->cw = W;
+        if (p->ch > H)
+            p->ch = H;
+        double s = fmin(1.0, fmax((double)p->cw / W, (double)p->ch / H));
+        p->rw = round_px(W * s);
+        p->rh = round_px(H * s);
+        if (p->rw < p->cw)
+            p->rw = p->cw;
+        if (p->rh < p->ch)
+            p->rh = p->ch;
+        return;
+    }
+    double s = 1.0;
+    if (bw > 0)
+        s = fmin(s, bw / W);
+    if (bh > 0)
+        s = fmin(s, bh / H);
+    p->rw = round_px(W * s);
+    p->rh = round_px(H * s);
+    if (bw > 0 && p->rw > bw)
+        p->rw = (int)bw;
+    if (bh > 0 && p->rh > bh)
+        p->rh = (int)bh;
+    p->cw = p->rw;
+    p->ch = p->rh;
+}
+
+void resize_output_size(int width, int height, const struct conf_size *size, int *out_width,
+                        int *out_height)
+{
+    struct plan p = {0, 0, 0, 0};
+    if (width > 0 && height > 0 && size)
+        plan_size(width, height, size, &p);
+    if (out_width)
+        *out_width = p.cw;
+    if (out_height)
+        *out_height = p.ch;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output formats                                                                               */
+
+static const char *format_name(enum conf_format f)
+{
+    switch (f) {
+    case CONF_FORMAT_WEBP:
+        return "webp";
+    case CONF_FORMAT_AVIF:
+        return "avif";
+    case CONF_FORMAT_PNG:
+        return "png";
+    default:
+        return "jpeg";
+    }
+}
+
+static const char *format_mime(enum conf_format f)
+{
+    switch (f) {
+    case CONF_FORMAT_WEBP:
+        return "image/webp";
+    case CONF_FORMAT_AVIF:
+        return "image/avif";
+    case CONF_FORMAT_PNG:
+        return "image/png";
+    default:
+        return "image/jpeg";
+    }
+}
+
+/* auto: the source's format where browsers show it and we can write it; JPEG for the
+ * photographic formats they do not (HEIC, TIFF), PNG instead when the picture has
+ * transparency; PNG for GIF (first frame, lossless). */
+static enum conf_format resolve_format(enum conf_format f, enum resize_kind kind, bool alpha)
+{
+    if (f != CONF_FORMAT_AUTO)
+        return f;
+    switch (kind) {
+    case KIND_PNG:
+    case KIND_GIF:
+        return CONF_FORMAT_PNG;
+    case KIND_WEBP:
+        return CONF_FORMAT_WEBP;
+    case KIND_AVIF:
+        if (g_heif_save)
+            return CONF_FORMAT_AVIF;
+        return alpha ? CONF_FORMAT_PNG : CONF_FORMAT_JPEG;
+    case KIND_JPEG:
+        return CONF_FORMAT_JPEG;
+    default: /* TIFF, HEIF */
+        return alpha ? CONF_FORMAT_PNG : CONF_FORMAT_JPEG;
+    }
+}
+
+/* AVIF's quality scale is not JPEG's: AVIF q55 looks like JPEG q80 (sharp, imgproxy use
+ * 50-63). A quality the size names itself is used as is; the [resize] quality, meant for all
+ * formats, is mapped: 80 -> 55, 100 -> 100, linearly in between and below. */
+static int avif_quality(const struct conf_size *size)
+{
+    int q = (int)size->quality;
+    if (q < 1 || q > 100)
+        q = JPEG_DEFAULT_Q;
+    if (size->quality_set)
+        return q;
+    if (q <= JPEG_DEFAULT_Q)
+        return q * AVIF_DEFAULT_Q / JPEG_DEFAULT_Q < 1 ? 1 : q * AVIF_DEFAULT_Q / JPEG_DEFAULT_Q;
+    return AVIF_DEFAULT_Q + (q - JPEG_DEFAULT_Q) * (100 - AVIF_DEFAULT_Q) / (100 - JPEG_DEFAULT_Q);
+}
+
+static int lossy_quality(const struct conf_size *size)
+{
+    return size->quality >= 1 && size->quality <= 100 ? (int)size->quality : JPEG_DEFAULT_Q;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The engine                                                                                   */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* After a call that made *next from *img: replaces *img by *next (taking over its reference),
+ * or fails. (*next is passed by address: the call must run before it is read.) */
+static int chain(VipsImage **img, int rc, VipsImage **next)
+{
+    if (rc != 0)
+        return -1;
+    g_object_unref(*img);
+    *img = *next;
+    *next = NULL;
+    return 0;
+}
+
+static void format_bytes(char *dst, size_t n, uint64_t v)
+{
+    const double mb = 1024.0 * 1024.0;
+    if (v % (1024 * 1024) == 0)
+        snprintf(dst, n, "%llu MB", (unsigned long long)(v / (1024 * 1024)));
+    else
+        snprintf(dst, n, "%.1f MB", (double)v / mb);
+}
+
+static enum resize_status refuse_bytes(struct resize_error *err, uint64_t len, uint64_t max)
+{
+    char a[32], b[32];
+    format_bytes(a, sizeof(a), len);
+    format_bytes(b, sizeof(b), max);
+    if (strcmp(a, b) == 0) { /* "file is 100.0 MB, limit is 100.0 MB" would be no help */
+        snprintf(a, sizeof(a), "%llu bytes", (unsigned long long)len);
+        snprintf(b, sizeof(b), "%llu bytes", (unsigned long long)max);
+    }
+    set_reason(err, "file is %s, limit is %s", a, b);
+    return RESIZE_REFUSED;
+}
+
+static void format_pixels(char *dst, size_t n, uint64_t v)
+{
+    if (v >= 1000000 && v % 1000000 == 0)
+        snprintf(dst, n, "%llu MP", (unsigned long long)(v / 1000000));
+    else if (v >= 100000)
+        snprintf(dst, n, "%.1f MP", (double)v / 1e6);
+    else
+        snprintf(dst, n, "%llu pixels", (unsigned long long)v);
+}
+
+/* Checks what can be checked before the bytes are looked at. */
+static enum resize_status check_options(const struct resize_options *opts, struct resize_error *err)
+{
+    if (!opts || !opts->sizes || opts->size_count == 0) {
+        set_reason(err, "no sizes to make");
+        return RESIZE_FAILED;
+    }
+    for (size_t i = 0; i < opts->size_count; i++) {
+        const struct conf_size *s = &opts->sizes[i];
+        if ((s->width == 0 && s->height == 0) || s->width > CONF_MAX_DIMENSION ||
+            s->height > CONF_MAX_DIMENSION ||
+            (s->fit == CONF_FIT_COVER && (s->width == 0 || s->height == 0))) {
+            set_reason(err, "size '%s' has an invalid box %ux%u", s->name, s->width, s->height);
+            return RESIZE_FAILED;
+        }
+    }
+    return RESIZE_OK;
+}
+
+/* First steps on the bytes: what they are, and whether their size is acceptable. */
+static enum resize_status check_bytes(const void *head, size_t head_len, uint64_t total,
+                                      const struct resize_options *opts, enum resize_kind *kind_out,
+                                      struct resize_source_info *info, struct resize_error *err)
+{
+    enum resize_kind kind = resize_sniff_kind(head, head_len);
+    *kind_out = kind;
+    const struct resize_kind_info *ki = resize_kind_info(kind);
+    if (info)
+        info->format = ki->format;
+    if (kind == KIND_UNKNOWN) {
+        set_reason(err, "not an image");
+        return RESIZE_NOT_IMAGE;
+    }
+    if (!ki->decoded || ((kind == KIND_HEIF || kind == KIND_AVIF) && !g_heif_load)) {
+        set_reason(err, "unsupported format: %s", ki->display);
+        return RESIZE_REFUSED;
+    }
+    if (opts->max_file_bytes > 0 && total > opts->max_file_bytes)
+        return refuse_bytes(err, total, opts->max_file_bytes);
+    return RESIZE_OK;
+}
+
+struct job {
+    const void *data;
+    size_t len;
+    const struct resize_options *opts;
+    enum resize_kind kind;
+    resize_rendition_fn on_rendition;
+    void *ctx;
+    struct resize_error *err;
+
+    int stored_w, stored_h; /* as stored */
+    int width, height;      /* upright (after the EXIF orientation) */
+    int orientation;
+    int heif_page; /* HEIF: the primary image, which need not be the first */
+    bool grey;     /* 1 or 2 bands: stays grey */
+    bool icc;      /* has an embedded ICC profile */
+    struct plan *plans;
+    VipsImage *base; /* the one decoded image, upright, in memory */
+};
+
+/* Opens the source with the loader of its sniffed kind (never libvips' guess: a damaged TIFF
+ * would otherwise be offered to the next loader that claims it). Lazy: until pixels are asked
+ * for, only the header is read. `shrink` > 1 asks the loader to decode at a smaller size where
+ * it can (JPEG: 1/2, 1/4, 1/8 in the DCT; WebP: any scale; HEIF: its embedded thumbnail). */
+static int open_source(const struct job *job, double shrink, bool heif_thumbnail, VipsImage **out)
+{
+    void *buf = (void *)job->data; /* the loaders take a non-const pointer; they only read */
+    size_t len = job->len;
+    /* "error": truncated data and decoder errors fail, decoder warnings do not (sharp's
+     * default, "warning", rejects many camera files over harmless oddities). */
+    VipsFailOn fail_on = VIPS_FAIL_ON_ERROR;
+    VipsAccess seq = VIPS_ACCESS_SEQUENTIAL;
+    switch (job->kind) {
+    case KIND_JPEG: {
+        int f = shrink >= 8 ? 8 : shrink >= 4 ? 4 : shrink >= 2 ? 2 : 1;
+        return vips_jpegload_buffer(buf, len, out, "shrink", f, "access", seq, "fail_on", fail_on,
+                                    NULL);
+    }
+    case KIND_WEBP:
+        return vips_webpload_buffer(buf, len, out, "scale", shrink > 1 ? 1.0 / shrink : 1.0,
+                                    "access", seq, "fail_on", fail_on, NULL);
+    case KIND_PNG:
+        return vips_pngload_buffer(buf, len, out, "access", seq, "fail_on", fail_on, NULL);
+    case KIND_GIF: /* the first frame only (n = 1 is the default) */
+        return vips_gifload_buffer(buf, len, out, "access", seq, "fail_on", fail_on, NULL);
+    case KIND_TIFF: /* the first page only */
+        return vips_tiffload_buffer(buf, len, out, "access", seq, "fail_on", fail_on, NULL);
+    case KIND_HEIF:
+    case KIND_AVIF: /* the primary image only */
+        return vips_heifload_buffer(buf, len, out, "page", job->heif_page, "thumbnail",
+                                    heif_thumbnail, "access", seq, "fail_on", fail_on, NULL);
+    default:
+        vips_error("resize", "unsupported format");
+        return -1;
+    }
+}
+
+/* The header only: a few KB read, no pixel memory, whatever the dimensions it claims. */
+static enum resize_status read_header(struct job *job, struct resize_source_info *info)
+{
+    VipsImage *hdr = NULL;
+    if (open_source(job, 1, false, &hdr) != 0)
+        return fail_source(job->err, job->kind, job->data, job->len);
+    int primary = 0;
+    if ((job->kind == KIND_HEIF || job->kind == KIND_AVIF) &&
+        vips_image_get_typeof(hdr, "heif-primary") &&
+        vips_image_get_int(hdr, "heif-primary", &primary) == 0 && primary > 0 &&
+        primary < vips_image_get_n_pages(hdr)) {
+        g_object_unref(hdr);
+        hdr = NULL;
+        job->heif_page = primary;
+        if (open_source(job, 1, false, &hdr) != 0)
+            return fail_source(job->err, job->kind, job->data, job->len);
+    }
+    int w = hdr->Xsize, h = hdr->Ysize;
+    bool swap = vips_image_get_orientation_swap(hdr);
+    job->orientation = vips_image_get_orientation(hdr);
+    if (info) {
+        info->width = w;
+        info->height = h;
+        info->orientation = job->orientation;
+        info->has_alpha = vips_image_hasalpha(hdr);
+        info->pages = vips_image_get_n_pages(hdr);
+    }
+    job->stored_w = w;
+    job->stored_h = h;
+    job->width = swap ? h : w;
+    job->height = swap ? w : h;
+    job->grey = hdr->Bands <= 2;
+    job->icc = vips_image_get_typeof(hdr, VIPS_META_ICC_NAME) != 0;
+    g_object_unref(hdr);
+
+    uint64_t pixels = (uint64_t)w * (uint64_t)h;
+    uint64_t max = job->opts->max_pixels;
+    if (max > 0 && pixels > max) {
+        char a[32], b[32];
+        format_pixels(a, sizeof(a), pixels);
+        format_pixels(b, sizeof(b), max);
+        set_reason(job->err, "image is %dx%d (%s), limit is %s", w, h, a, b);
+        return RESIZE_REFUSED;
+    }
+    return RESIZE_OK;
+}
+
+/* Scales *img to exactly w x h, premultiplied when there is alpha (so that transparent pixels
+ * do not bleed their colour into the edges), keeping its band format. */
+static int scale_to(VipsImage **img, int w, int h)
+{
+    VipsImage *in = *img;
+    if (in->Xsize == w && in->Ysize == h)
+        return 0;
+    double hs = (double)w / in->Xsize, vs = (double)h / in->Ysize;
+    VipsImage *t = NULL;
+    if (!vips_image_hasalpha(in))
+        return chain(img, vips_resize(in, &t, hs, "vscale", vs, NULL), &t);
+    VipsBandFormat format = in->BandFmt;
+    if (chain(img, vips_premultiply(*img, &t, NULL), &t) ||
+        chain(img, vips_resize(*img, &t, hs, "vscale", vs, NULL), &t) ||
+        chain(img, vips_unpremultiply(*img, &t, NULL), &t) ||
+        chain(img, vips_cast(*img, &t, format, NULL), &t))
+        return -1;
+    return 0;
+}
+
+/* sRGB (or B_W for a grey source), 8 bits, at most one alpha band. */
+static int normalise(VipsImage **img, bool grey, bool icc)
+{
+    VipsImage *t = NULL;
+    VipsInterpretation want = grey ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB;
+    if ((*img)->Coding != VIPS_CODING_NONE && chain(img, vips_image_decode(*img, &t), &t))
+        return -1;
+    if (icc) {
+        /* From the embedded profile to sRGB; grey profiles give sRGB too (back to B_W below).
+         * A profile that does not fit the image falls back to the usual one for its bands;
+         * one libvips cannot use at all is ignored. */
+        const char *fallback = (*img)->Type == VIPS_INTERPRETATION_CMYK ? "cmyk"
+                               : (*img)->Bands >= 3                     ? "srgb"
+                                                                        : NULL;
+        int rc = fallback ? vips_icc_transform(*img, &t, "srgb", "embedded", TRUE, "input_profile",
+                                               fallback, "intent", VIPS_INTENT_RELATIVE, "depth", 8,
+                                               NULL)
+                          : vips_icc_transform(*img, &t, "srgb", "embedded", TRUE, "intent",
+                                               VIPS_INTENT_RELATIVE, "depth", 8, NULL);
+        if (rc == 0)
+            chain(img, 0, &t);
+        else
+            drop_vips_error();
+    }
+    if ((*img)->Type != want || (*img)->BandFmt != VIPS_FORMAT_UCHAR) {
+        /* No profile (or done with it): libvips' own conversions; CMYK through its built-in
+         * CMYK profile, 16 bits to 8. */
+        if (!vips_colourspace_issupported(*img) &&
+            chain(
+                img,
+                vips_copy(*img, &t, "interpretation", vips_image_guess_interpretation(*img), NULL),
+                &t))
+            return -1;
+        if (chain(img, vips_colourspace(*img, &t, want, NULL), &t))
+            return -1;
+        if ((*img)->BandFmt != VIPS_FORMAT_UCHAR &&
+            chain(img, vips_cast(*img, &t, VIPS_FORMAT_UCHAR, NULL), &t))
+            return -1;
+    }
+    int max_bands = grey ? 2 : 4;
+    if ((*img)->Bands > max_bands &&
+        chain(img, vips_extract_band(*img, &t, 0, "n", max_bands, NULL), &t))
+        return -1;
+    return 0;
+}
+
+/* HEIF files often carry a smaller copy of the picture: use it when it is large enough. */
+static bool heif_thumbnail_fits(const struct job *job, int w, int h)
+{
+    VipsImage *thumb = NULL;
+    bool fits = false;
+    if (open_source(job, 1, true, &thumb) == 0) {
+        fits = thumb->Xsize < job->stored_w && thumb->Xsize >= w && thumb->Ysize >= h;
+        g_object_unref(thumb);
+    }
+    drop_vips_error();
+    return fits;
+}
+
+/* Decodes the source once, to exactly the resized size of the largest rendition, upright,
+ * in sRGB (or grey), 8 bits, into memory. */
+static enum resize_status decode_base(struct job *job)
+{
+    /* The resized sizes grow with the scale: the largest width and height belong to the same
+     * rendition, which will need no resampling of its own. */
+    int tw = 1, th = 1;
+    for (size_t i = 0; i < job->opts->size_count; i++) {
+        if (job->plans[i].rw > tw)
+            tw = job->plans[i].rw;
+        if (job->plans[i].rh > th)
+            th = job->plans[i].rh;
+    }
+    bool swap = job->width != job->stored_w || job->height != job->stored_h;
+    int sw = swap ? th : tw, sh = swap ? tw : th; /* the same, as stored */
+
+    /* Shrink-on-load: the JPEG DCT decodes at 1/2, 1/4, 1/8 whenever the scale allows (as
+     * sharp does by default; libvips' thumbnail keeps another factor of 2 for its final
+     * step, and decodes 4000x3000 in full for 1280x960); lanczos3 does the rest. */
+    double shrink = fmin((double)job->stored_w / sw, (double)job->stored_h / sh);
+    bool heif_thumb = (job->kind == KIND_HEIF || job->kind == KIND_AVIF) && shrink > 1 &&
+                      heif_thumbnail_fits(job, sw, sh);
+    VipsImage *img = NULL;
+    if (open_source(job, shrink, heif_thumb, &img) != 0)
+        return fail_source(job->err, job->kind, job->data, job->len);
+    if ((img->Coding != VIPS_CODING_NONE && normalise(&img, job->grey, false)) ||
+        scale_to(&img, sw, sh) != 0) {
+        g_object_unref(img);
+        return fail_step(job->err, "resizing failed");
+    }
+    if (normalise(&img, job->grey, job->icc) != 0) {
+        g_object_unref(img);
+        return fail_step(job->err, "colour conversion failed");
+    }
+    /* Here the pixels are decoded, resized and converted, streaming. */
+    VipsImage *mem = vips_image_copy_memory(img);
+    g_object_unref(img);
+    if (!mem)
+        return fail_source(job->err, job->kind, job->data, job->len);
+
+    if (job->orientation != 1) { /* upright; the orientation tag goes with it */
+        VipsImage *t = NULL;
+        VipsImage *rot = NULL;
+        if (vips_autorot(mem, &t, NULL) != 0 || !(rot = vips_image_copy_memory(t))) {
+            if (t)
+                g_object_unref(t);
+            g_object_unref(mem);
+            return fail_step(job->err, "rotation failed");
+        }
+        g_object_unref(t);
+        g_object_unref(mem);
+        mem = rot;
+    }
+
+    /* No metadata goes out: the pixels are upright sRGB now, and EXIF, XMP, IPTC may hold
+     * private data (place, camera, names). Savers strip too, but not all of them do it all. */
+    gchar **fields = vips_image_get_fields(mem);
+    for (gchar **f = fields; f && *f; f++)
+        if (g_str_has_prefix(*f, "exif-") || strcmp(*f, VIPS_META_ICC_NAME) == 0 ||
+            strcmp(*f, VIPS_META_XMP_NAME) == 0 || strcmp(*f, VIPS_META_IPTC_NAME) == 0 ||
+            strcmp(*f, VIPS_META_PHOTOSHOP_NAME) == 0 || strcmp(*f, VIPS_META_ORIENTATION) == 0)
+            vips_image_remove(mem, *f);
+    g_strfreev(fields);
+
+    /* An alpha band that is opaque everywhere (GIF always has one) is dropped: smaller files,
+     * and nothing to flatten for JPEG. */
+    if (vips_image_hasalpha(mem)) {
+        VipsImage *alpha = NULL;
+        double min = 0;
+        if (vips_extract_band(mem, &alpha, mem->Bands - 1, NULL) == 0 &&
+            vips_min(alpha, &min, NULL) == 0 && min >= 255) {
+            VipsImage *t = NULL;
+            if (vips_extract_band(mem, &t, 0, "n", mem->Bands - 1, NULL) == 0) {
+                g_object_unref(mem);
+                mem = t;
+            }
+        }
+        if (alpha)
+            g_object_unref(alpha);
+        drop_vips_error();
+    }
+    job->base = mem;
+    return RESIZE_OK;
+}
+
+static int crop_to(VipsImage **img, const struct plan *p, enum conf_crop crop)
+{
+    VipsImage *t = NULL;
+    if (p->cw == p->rw && p->ch == p->rh)
+        return 0;
+    if (crop == CONF_CROP_CENTRE)
+        return chain(img,
+                     vips_extract_area(*img, &t, (p->rw - p->cw) / 2, (p->rh - p->ch) / 2, p->cw,
+                                       p->ch, NULL),
+                     &t);
+    /* attention / entropy look at the whole picture: compute it once. */
+    VipsImage *mem = vips_image_copy_memory(*img);
+    if (chain(img, mem ? 0 : -1, &mem))
+        return -1;
+    return chain(img,
+                 vips_smartcrop(*img, &t, p->cw, p->ch, "interesting",
+                                crop == CONF_CROP_ATTENTION ? VIPS_INTERESTING_ATTENTION
+                                                            : VIPS_INTERESTING_ENTROPY,
+                                NULL),
+                 &t);
+}
+
+static int flatten(VipsImage **img, struct conf_rgb bg)
+{
+    VipsImage *t = NULL;
+    if (!vips_image_hasalpha(*img))
+        return 0;
+    bool grey_bg = bg.r == bg.g && bg.g == bg.b;
+    if ((*img)->Bands == 2 && !grey_bg &&
+        chain(img, vips_colourspace(*img, &t, VIPS_INTERPRETATION_sRGB, NULL), &t))
+        return -1;
+    VipsArrayDouble *arr =
+        (*img)->Bands == 2 ? vips_array_double_newv(1, (double)bg.r)
+                           : vips_array_double_newv(3, (double)bg.r, (double)bg.g, (double)bg.b);
+    int rc = vips_flatten(*img, &t, "background", arr, NULL);
+    vips_area_unref(VIPS_AREA(arr));
+    if (chain(img, rc, &t))
+        return -1;
+    if ((*img)->BandFmt != VIPS_FORMAT_UCHAR &&
+        chain(img, vips_cast(*img, &t, VIPS_FORMAT_UCHAR, NULL), &t))
+        return -1;
+    return 0;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* libvips 8.14's webpsave ignores strip: it writes the ICC profile, and an EXIF chunk (the
+ * image's own, else a made-up default one). Removes ICCP, EXIF and XMP chunks, in place, and
+ * their flags in the VP8X header. */
+static void webp_strip_metadata(unsigned char *p, size_t *len)
+{
+    size_t n = *len;
+    if (n < 12 || memcmp(p, "RIFF", 4) != 0 || memcmp(p + 8, "WEBP", 4) != 0)
+        return;
+    size_t in = 12, out = 12;
+    while (in + 8 <= n) {
+        uint32_t size = le32(p + in + 4);
+        size_t total = 8 + (size_t)size + (size & 1);
+        if (total > n - in)
+            return; /* not what libvips writes: leave it alone */
+        if (memcmp(p + in, "EXIF", 4) != 0 && memcmp(p + in, "XMP ", 4) != 0 &&
+            memcmp(p + in, "ICCP", 4) != 0) {
+            memmove(p + out, p + in, total);
+            if (memcmp(p + out, "VP8X", 4) == 0 && size >= 10) /* ICC, EXIF, XMP flags */
+                p[out + 8] &= (unsigned char)~(0x20 | 0x08 | 0x04);
+            out += total;
+        }
+        in += total;
+    }
+    if (in != n)
+        return;
+    uint32_t riff = (uint32_t)(out - 8);
+    p[4] = (unsigned char)riff;
+    p[5] = (unsigned char)(riff >> 8);
+    p[6] = (unsigned char)(riff >> 16);
+    p[7] = (unsigned char)(riff >> 24);
+    *len = out;
+}
+
+static int encode(VipsImage *img, enum conf_format f, const struct conf_size *size, void **buf,
+                  size_t *len)
+{
+    switch (f) {
+    case CONF_FORMAT_PNG:
+        return vips_pngsave_buffer(img, buf, len, "compression", PNG_COMPRESSION, "strip", TRUE,
+                                   NULL);
+    case CONF_FORMAT_WEBP:
+        if (vips_webpsave_buffer(img, buf, len, "Q", lossy_quality(size), "effort", WEBP_EFFORT,
+                                 "strip", TRUE, NULL) != 0)
+            return -1;
+        webp_strip_metadata(*buf, len);
+        return 0;
+    case CONF_FORMAT_AVIF:
+        return vips_heifsave_buffer(img, buf, len, "Q", avif_quality(size), "compression",
+                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "bitdepth", 8, "effort",
+                                    AVIF_EFFORT, "strip", TRUE, NULL);
+    default:
+        return vips_jpegsave_buffer(img, buf, len, "Q", lossy_quality(size), "optimize_coding",
+                                    TRUE, "subsample_mode", VIPS_FOREIGN_SUBSAMPLE_AUTO, "strip",
+                                    TRUE, NULL);
+    }
+}
+
+static enum resize_status make_rendition(struct job *job, size_t i)
+{
+    const struct conf_size *size = &job->opts->sizes[i];
+    const struct plan *p = &job->plans[i];
+    double t0 = now_ms();
+
+    VipsImage *img = job->base;
+    g_object_ref(img);
+    enum conf_format f = resolve_format(size->format, job->kind, vips_image_hasalpha(img));
+    if (f == CONF_FORMAT_AVIF && !g_heif_save) {
+        g_object_unref(img);
+        set_reason(job->err,
+                   "size '%s': AVIF output is not available (no HEIF support in "
+                   "libvips)",
+                   size->name);
+        return RESIZE_FAILED;
+    }
+    VipsImage *t = NULL;
+    if (scale_to(&img, p->rw, p->rh) || crop_to(&img, p, size->crop) ||
+        (f == CONF_FORMAT_JPEG && flatten(&img, job->opts->background)) ||
+        ((f == CONF_FORMAT_WEBP || f == CONF_FORMAT_AVIF) && img->Bands <= 2 &&
+         chain(&img, vips_colourspace(img, &t, VIPS_INTERPRETATION_sRGB, NULL), &t))) {
+        g_object_unref(img);
+        char what[80];
+        snprintf(what, sizeof(what), "size '%s': resizing failed", size->name);
+        return fail_step(job->err, what);
+    }
+
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = encode(img, f, size, &buf, &len);
+    int w = img->Xsize, h = img->Ysize;
+    g_object_unref(img);
+    if (rc != 0) {
+        char what[80];
+        snprintf(what, sizeof(what), "size '%s': %s encoding failed", size->name,
+                 f == CONF_FORMAT_PNG    ? "PNG"
+                 : f == CONF_FORMAT_WEBP ? "WebP"
+                 : f == CONF_FORMAT_AVIF ? "AVIF"
+                                         : "JPEG");
+        return fail_step(job->err, what);
+    }
+
+    struct rendition r = {
+        .size = size,
+        .format = format_name(f),
+        .mime = format_mime(f),
+        .extension = resize_extension(format_name(f)),
+        .width = w,
+        .height = h,
+        .data = buf,
+        .len = len,
+        .ms = now_ms() - t0,
+    };
+    rc = job->on_rendition ? job->on_rendition(job->ctx, &r) : 0;
+    g_free(buf);
+    if (rc != 0) {
+        set_reason(job->err, "stopped by the caller");
+        return RESIZE_FAILED;
+    }
+    return RESIZE_OK;
+}
+
+/* The bytes are all in memory and their size is already checked. */
+static enum resize_status run(const void *data, size_t len, enum resize_kind kind,
+                              const struct resize_options *opts, resize_rendition_fn on_rendition,
+                              void *ctx, struct resize_source_info *info, struct resize_error *err)
+{
+    struct plan plans_small[CONF_MAX_SIZES];
+    struct job job = {
+        .data = data,
+        .len = len,
+        .opts = opts,
+        .kind = kind,
+        .on_rendition = on_rendition,
+        .ctx = ctx,
+        .err = err,
+        .plans = plans_small,
+    };
+    if (opts->size_count > CONF_MAX_SIZES) {
+        job.plans = calloc(opts->size_count, sizeof(*job.plans));
+        if (!job.plans) {
+            set_reason(err, "out of memory");
+            return RESIZE_FAILED;
+        }
+    }
+
+    enum resize_status st = read_header(&job, info);
+    if (st == RESIZE_OK && kind == KIND_PNG && !png_has_iend(data, len)) {
+        set_reason(err, "truncated PNG: no IEND chunk at its end");
+        st = RESIZE_FAILED;
+    }
+    if (st == RESIZE_OK) {
+        for (size_t i = 0; i < opts->size_count; i++)
+            plan_size(job.width, job.height, &opts->sizes[i], &job.plans[i]);
+        st = decode_base(&job);
+    }
+    for (size_t i = 0; st == RESIZE_OK && i < opts->size_count; i++)
+        st = make_rendition(&job, i);
+
+    if (job.base)
+        g_object_unref(job.base);
+    if (job.plans != plans_small)
+        free(job.plans);
+    if (st == RESIZE_OK)
+        drop_vips_error();
+    return st;
+}
+
+static void init_out(struct resize_source_info *info, struct resize_error *err)
+{
+    if (info) {
+        memset(info, 0, sizeof(*info));
+        info->orientation = 1;
+        info->pages = 1;
+    }
+    if (err)
+        err->reason[0] = '\0';
+}
+
+enum resize_status resize_buffer(const void *data, size_t len, const struct resize_options *opts,
+                                 resize_rendition_fn on_rendition, void *ctx,
+                                 struct resize_source_info *info, struct resize_error *err)
+{
+    init_out(info, err);
+    if (!g_ready) {
+        set_reason(err, "resize_global_init was not called");
+        return RESIZE_FAILED;
+    }
+    enum resize_status st = check_options(opts, err);
+    if (st != RESIZE_OK)
+        return st;
+    enum resize_kind kind;
+    st = check_bytes(data, data ? len : 0, len, opts, &kind, info, err);
+    if (st != RESIZE_OK)
+        return st;
+    return run(data, len, kind, opts, on_rendition, ctx, info, err);
+}
+
+/* Reads up to `want` bytes at `off`; returns the count read (short at end of file), -1. */
+static ssize_t pread_full(int fd, void *buf, size_t want, off_t off)
+{
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(fd, (char *)buf + got, want - got, off + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/* A pipe or socket: read until EOF, at most limit + 1 bytes (to tell "over the limit"). */
+static enum resize_status read_stream(int fd, uint64_t limit, char **out, size_t *out_len,
+                                      struct resize_error *err)
+{
+    size_t cap = 64 * 1024, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        set_reason(err, "out of memory");
+        return RESIZE_FAILED;
+    }
+    for (;;) {
+        if (len == cap) {
+            if (limit > 0 && len > limit)
+                break;
+            size_t ncap = cap * 2;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                free(buf);
+                set_reason(err, "out of memory");
+                return RESIZE_FAILED;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            free(buf);
+            set_reason(err, "cannot read the file: %s", strerror(e));
+            return RESIZE_FAILED;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (limit > 0 && len > limit)
+            break;
+    }
+    *out = buf;
+    *out_len = len;
+    return RESIZE_OK;
+}
+
+enum resize_status resize_fd(int fd, const struct resize_options *opts,
+                             resize_rendition_fn on_rendition, void *ctx,
+                             struct resize_source_info *info, struct resize_error *err)
+{
+    init_out(info, err);
+    if (!g_ready) {
+        set_reason(err, "resize_global_init was not called");
+        return RESIZE_FAILED;
+    }
+    enum resize_status st = check_options(opts, err);
+    if (st != RESIZE_OK)
+        return st;
+
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        set_reason(err, "cannot read the file: %s", strerror(errno));
+        return RESIZE_FAILED;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    enum resize_kind kind;
+    if (S_ISREG(sb.st_mode)) {
+        /* Sniff and check the size before reading it all: a 2 GB video costs one pread. */
+        unsigned char head[RESIZE_SNIFF_BYTES];
+        ssize_t n = pread_full(fd, head, sizeof(head), 0);
+        if (n < 0) {
+            set_reason(err, "cannot read the file: %s", strerror(errno));
+            return RESIZE_FAILED;
+        }
+        st = check_bytes(head, (size_t)n, (uint64_t)sb.st_size, opts, &kind, info, err);
+        if (st != RESIZE_OK)
+            return st;
+        size_t size = (size_t)sb.st_size;
+        buf = malloc(size ? size : 1);
+        if (!buf) {
+            set_reason(err, "out of memory");
+            return RESIZE_FAILED;
+        }
+        n = pread_full(fd, buf, size, 0);
+        if (n < 0) {
+            int e = errno;
+            free(buf);
+            set_reason(err, "cannot read the file: %s", strerror(e));
+            return RESIZE_FAILED;
+        }
+        len = (size_t)n; /* shorter if the file shrank meanwhile: then it reads as truncated */
+    } else {
+        st = read_stream(fd, opts->max_file_bytes, &buf, &len, err);
+        if (st != RESIZE_OK)
+            return st;
+        bool over = opts->max_file_bytes > 0 && len > opts->max_file_bytes;
+        st = check_bytes(buf, len, over ? 0 : len, opts, &kind, info, err);
+        if (st == RESIZE_OK && over) { /* the stream was not read to its end */
+            char b[32];
+            format_bytes(b, sizeof(b), opts->max_file_bytes);
+            set_reason(err, "file is larger than the limit of %s", b);
+            st = RESIZE_REFUSED;
+        }
+        if (st != RESIZE_OK) {
+            free(buf);
+            return st;
+        }
+    }
+    st = run(buf, len, kind, opts, on_rendition, ctx, info, err);
+    free(buf);
+    return st;
+}
