@@ -1078,16 +1078,23 @@ static void init_out(struct resize_source_info *info, struct resize_error *err)
         err->reason[0] = '\0';
 }
 
-enum resize_status resize_buffer(const void *data, size_t len, const struct resize_options *opts,
-                                 resize_rendition_fn on_rendition, void *ctx,
-                                 struct resize_source_info *info, struct resize_error *err)
+/* What every entry point checks first; also clears the out-parameters. */
+static enum resize_status start_call(const struct resize_options *opts,
+                                     struct resize_source_info *info, struct resize_error *err)
 {
     init_out(info, err);
     if (!g_ready) {
         set_reason(err, "resize_global_init was not called");
         return RESIZE_FAILED;
     }
-    enum resize_status st = check_options(opts, err);
+    return check_options(opts, err);
+}
+
+enum resize_status resize_buffer(const void *data, size_t len, const struct resize_options *opts,
+                                 resize_rendition_fn on_rendition, void *ctx,
+                                 struct resize_source_info *info, struct resize_error *err)
+{
+    enum resize_status st = start_call(opts, info, err);
     if (st != RESIZE_OK)
         return st;
     enum resize_kind kind;
@@ -1162,12 +1169,7 @@ enum resize_status resize_fd(int fd, const struct resize_options *opts,
                              resize_rendition_fn on_rendition, void *ctx,
                              struct resize_source_info *info, struct resize_error *err)
 {
-    init_out(info, err);
-    if (!g_ready) {
-        set_reason(err, "resize_global_init was not called");
-        return RESIZE_FAILED;
-    }
-    enum resize_status st = check_options(opts, err);
+    enum resize_status st = start_call(opts, info, err);
     if (st != RESIZE_OK)
         return st;
 
