@@ -12,7 +12,7 @@ build_pkgs=(
 )
 test_pkgs=(
   ceph-mon ceph-osd ceph-mgr radosgw ceph-common ceph-base
-  awscli curl python3-aiosmtpd attr haproxy nftables s3cmd
+  awscli curl python3-aiosmtpd attr valgrind haproxy nftables s3cmd
 )
 
 pkgs=("${build_pkgs[@]}")
