@@ -3,8 +3,8 @@
 #   installs what it needs, builds, starts a local S3 server (Ceph radosgw on 127.0.0.1),
 #   writes a config for it, and runs what s3imgfs can do today against it.
 # Usage: scripts/demo.sh [--keep]     (--keep leaves the server running and prints how to use it)
-# What it shows grows with the project: the FUSE mount and the resizing join it as they land
-# (see README.md, "Status").
+# What it shows grows with the project: today the S3 client, the config and the resize engine;
+# the FUSE mount joins it when it lands (see README.md, "Status").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -67,7 +67,16 @@ AWS_ACCESS_KEY_ID=$S3IMGFS_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3IMGFS_TEST_S
   AWS_DEFAULT_REGION=us-east-1 /usr/bin/aws --endpoint-url "$S3IMGFS_TEST_ENDPOINT" \
   s3 ls --recursive s3://photos/
 
-step "not yet: the FUSE mount and the resized renditions (issues #3 and #4)"
+step "resize them with the shared engine (one decode per picture, every size from it)"
+build/tools/s3imgfs-resize -c "$config" -j 2 -o "$state/renditions" "$pics"/*
+step "upload the renditions to the destination bucket, as {size}/{key}"
+for f in "$state"/renditions/*/*; do
+  size=$(basename "$(dirname "$f")")
+  "${s3[@]}" put --dest "$f" "$size/2026/$(basename "$f")"
+done
+"${s3[@]}" ls --dest -r
+
+step "not yet: the FUSE mount that does all of this on close(), and SNS notices (issue #4 on)"
 if [ "$keep" = 1 ]; then
   echo "server left running: config $config; stop with scripts/servers/rgw-stop.sh $state --purge"
 fi

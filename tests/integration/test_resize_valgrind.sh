@@ -6,6 +6,8 @@ set -euo pipefail
 tool=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 command -v valgrind >/dev/null || { echo "valgrind not installed"; exit 77; }
+# valgrind and AddressSanitizer exclude each other: the ASan build skips this test.
+if ldd "$tool" | grep -q libasan; then echo "sanitizer build: valgrind does not apply"; exit 77; fi
 
 work=$(mktemp -d /tmp/s3imgfs-vg.XXXXXX)
 trap 'rm -rf "$work"' EXIT
