@@ -133,6 +133,10 @@ struct conf_options {
     void *getenv_ctx;
     /* Home directory for ~/.config and ~/.aws. NULL = $HOME, else the user's passwd entry. */
     const char *home;
+    /* For programs that never sign a request (s3imgfs-resize): skip the credentials chain, so
+     * a machine without credentials can still load the configuration. cfg->credentials is then
+     * NULL. Credentials written in the file are still checked (file mode, lengths). */
+    bool no_credentials;
 };
 
 /* Reads, validates and resolves everything. Returns NULL (and fills err) on any bad value,

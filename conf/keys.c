@@ -395,6 +395,8 @@ static void fmt_secret(const struct config *cfg, const struct conf_row *r, FILE 
 {
     char masked[160];
     bool has_token;
+    if (!cfg->credentials) /* loaded with no_credentials */
+        return;
     conf_credentials_describe(cfg->credentials, masked, sizeof(masked), &has_token);
     if (r->cred - 1 == CONF_CRED_ACCESS_KEY)
         fputs(masked, out);

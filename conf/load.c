@@ -638,7 +638,7 @@ static int load_all(struct conf_loader *L)
     for (size_t i = 0; rc == 0 && i < conf_row_count; i++)
         if (!(conf_rows[i].info.flags & CONF_KEY_SECRET) && env_backed(&conf_rows[i]))
             rc = resolve_from_env(L, &conf_rows[i], &cfgp, profile);
-    if (rc == 0)
+    if (rc == 0 && !o->no_credentials)
         rc = resolve_credentials(L, &credp, &cfgp, profile);
     conf_aws_profile_clear(&credp);
     conf_aws_profile_clear(&cfgp);

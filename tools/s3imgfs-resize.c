@@ -250,23 +250,6 @@ static int parse_args(int argc, char **argv, struct args *a)
 /* ------------------------------------------------------------------------------------------ */
 /* The configuration                                                                            */
 
-/* conf_load insists on AWS credentials (s3imgfs cannot work without them) and conf.h has no
- * way to load a configuration without them. This tool never talks to S3, so conf_load gets
- * placeholder keys through its environment hook, here and in no other program. They are never
- * used; the real environment is passed through otherwise, so the configuration is read and
- * checked exactly as s3imgfs reads it. (Keys in the INI file still win over these.) */
-static const char *getenv_placeholder_keys(void *ctx, const char *name)
-{
-    (void)ctx;
-    if (strcmp(name, "AWS_ACCESS_KEY_ID") == 0)
-        return "S3IMGFSRESIZEUNUSED";
-    if (strcmp(name, "AWS_SECRET_ACCESS_KEY") == 0)
-        return "s3imgfs-resize-never-signs-a-request";
-    if (strcmp(name, "AWS_SESSION_TOKEN") == 0)
-        return NULL;
-    return getenv(name);
-}
-
 /* Errors about the options name the option ("--sizes foo: ...") rather than the key. */
 static void config_error(const char *msg)
 {
@@ -308,7 +291,7 @@ static int load_config(const struct args *a, struct config **out)
                              .overrides = (const char *const *)overrides,
                              .override_count = count,
                              .override_origin = "option",
-                             .getenv = getenv_placeholder_keys};
+                             .no_credentials = true}; /* this tool never talks to S3 */
     struct s3_error err;
     s3_error_clear(&err);
     *out = conf_load(&o, &err);

@@ -340,6 +340,33 @@ static void test_shared_file_variables(void **state)
     expect_error(NULL, "NoCredentials", "no AWS credentials found");
 }
 
+/* Programs that never sign (s3imgfs-resize) load the config on a machine without credentials. */
+static void test_load_without_credentials(void **state)
+{
+    (void)state;
+    env_set("AWS_SHARED_CREDENTIALS_FILE", path_of("missing"));
+    env_set("AWS_CONFIG_FILE", path_of("missing2"));
+    expect_error(NULL, "NoCredentials", "no AWS credentials found");
+
+    struct conf_options o = {.getenv = fake_getenv, .home = home, .no_credentials = true};
+    struct s3_error err;
+    struct config *cfg = conf_load(&o, &err);
+    assert_non_null(cfg);
+    assert_null(cfg->credentials);
+    assert_string_equal(cfg->resize.key_template, "{size}/{key}");
+    char *dump = dump_of(cfg); /* must not touch the missing provider */
+    assert_non_null(strstr(dump, "key_template"));
+    free(dump);
+    conf_free(cfg);
+
+    /* Credentials in a readable file are still refused. */
+    const char *path =
+        write_file("open.ini", 0644, "[s3]\naccess_key_id = AKIAOPEN\nsecret_access_key = x\n");
+    o.path = path;
+    assert_null(conf_load(&o, &err));
+    assert_non_null(strstr(err.message, "chmod 600"));
+}
+
 static void test_profile_sections(void **state)
 {
     (void)state;
@@ -750,6 +777,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env_credentials_are_static, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_masks_file_credentials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_without_credentials, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
