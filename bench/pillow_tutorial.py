@@ -19,11 +19,12 @@ out: the benchmark is about the resizing.
 usage: pillow_tutorial.py [-j N] -o OUTDIR FILE...   (writes OUTDIR/<size>/<name>.jpg)
 Images are spread over a pool of N worker processes (multiprocessing, fork), one image per task.
 """
-import multiprocessing
 import os
 import sys
 
 from PIL import Image, ImageOps
+
+import pillow_common
 
 # name, (width, height), cover?
 SIZES = [("thumbnail", (150, 150), True), ("medium", (640, 640), False),
@@ -51,28 +52,7 @@ def handle(job):
 
 
 def main(argv):
-    jobs, outdir, files = 1, None, []
-    i = 0
-    while i < len(argv):
-        if argv[i] == "-j":
-            jobs = int(argv[i + 1])
-            i += 2
-        elif argv[i] == "-o":
-            outdir = argv[i + 1]
-            i += 2
-        else:
-            files.append(argv[i])
-            i += 1
-    if not outdir or not files:
-        sys.exit(__doc__)
-    for size_name, _, _ in SIZES:
-        os.makedirs(os.path.join(outdir, size_name), exist_ok=True)
-    pool = multiprocessing.Pool(jobs)
-    for path in pool.imap_unordered(handle, [(f, outdir) for f in files], chunksize=1):
-        print(path)
-    pool.close()
-    pool.join()
-    return 0
+    return pillow_common.run(argv, SIZES, handle, __doc__)
 
 
 if __name__ == "__main__":

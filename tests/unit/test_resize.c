@@ -187,6 +187,15 @@ static unsigned char *save(VipsImage *im, const char *suffix, size_t *len)
     return buf;
 }
 
+/* photo(w, h) encoded with save(); the image itself is not kept. */
+static unsigned char *photo_file(int w, int h, const char *suffix, size_t *len)
+{
+    VipsImage *im = photo(w, h);
+    unsigned char *buf = save(im, suffix, len);
+    g_object_unref(im);
+    return buf;
+}
+
 static unsigned char *save_heif(VipsImage *im, VipsForeignHeifCompression c, size_t *len)
 {
     void *buf = NULL;
@@ -218,6 +227,24 @@ static VipsImage *decode(const struct out *o)
     if (!im)
         fail_msg("rendition %s (%s) does not decode: %s", o->name, o->format, vips_error_buffer());
     return im;
+}
+
+/* The rendition reports w x h, and its bytes decode to an image of that size. */
+static void expect_size(const struct out *o, int w, int h)
+{
+    assert_int_equal(o->width, w);
+    assert_int_equal(o->height, h);
+    VipsImage *d = decode(o);
+    assert_int_equal(d->Xsize, w);
+    assert_int_equal(d->Ysize, h);
+    g_object_unref(d);
+}
+
+/* expect_size for the first n renditions, against want[i] = {width, height}. */
+static void expect_dims(const struct outs *outs, const int want[][2], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        expect_size(&outs->o[i], want[i][0], want[i][1]);
 }
 
 static void pixel(VipsImage *im, int x, int y, double v[4])
@@ -324,10 +351,8 @@ static int group_setup(void **state)
         return -1;
     }
     /* Warm-up: libvips creates some objects once (types, interpolators, profiles). */
-    VipsImage *im = photo(300, 200);
     size_t len;
-    unsigned char *jpg = save(im, ".jpg", &len);
-    g_object_unref(im);
+    unsigned char *jpg = photo_file(300, 200, ".jpg", &len);
     struct conf_size s[4];
     default_sizes(s, CONF_FORMAT_AUTO);
     s[3] = size_of("any", 100, 100, CONF_FIT_COVER, CONF_FORMAT_PNG);
@@ -519,10 +544,8 @@ static void test_size_rules(void **state)
 static void test_default_sizes_4000x3000(void **state)
 {
     (void)state;
-    VipsImage *im = photo(4000, 3000);
     size_t len;
-    unsigned char *jpg = save(im, ".jpg[Q=90]", &len);
-    g_object_unref(im);
+    unsigned char *jpg = photo_file(4000, 3000, ".jpg[Q=90]", &len);
 
     struct conf_size s[3];
     default_sizes(s, CONF_FORMAT_AUTO);
@@ -589,10 +612,8 @@ static void test_default_sizes_4000x3000(void **state)
 static void test_order_and_unsorted_sizes(void **state)
 {
     (void)state;
-    VipsImage *im = photo(1200, 900);
     size_t len;
-    unsigned char *png = save(im, ".png", &len);
-    g_object_unref(im);
+    unsigned char *png = photo_file(1200, 900, ".png", &len);
     struct conf_size s[4] = {
         size_of("tiny", 60, 60, CONF_FIT_INSIDE, CONF_FORMAT_JPEG),
         size_of("full", 4000, 4000, CONF_FIT_INSIDE, CONF_FORMAT_AUTO),
@@ -613,12 +634,7 @@ static void test_order_and_unsorted_sizes(void **state)
     for (size_t i = 0; i < 4; i++) {
         assert_string_equal(outs.o[i].name, want[i].name);
         assert_string_equal(outs.o[i].format, want[i].format);
-        assert_int_equal(outs.o[i].width, want[i].w);
-        assert_int_equal(outs.o[i].height, want[i].h);
-        VipsImage *d = decode(&outs.o[i]);
-        assert_int_equal(d->Xsize, want[i].w);
-        assert_int_equal(d->Ysize, want[i].h);
-        g_object_unref(d);
+        expect_size(&outs.o[i], want[i].w, want[i].h);
     }
     /* The full-size PNG is the source, pixel for pixel (no resampling at scale 1). */
     VipsImage *src = vips_image_new_from_buffer(png, len, "", NULL);
@@ -641,10 +657,8 @@ static void test_order_and_unsorted_sizes(void **state)
 static void test_never_enlarge(void **state)
 {
     (void)state;
-    VipsImage *im = photo(100, 80);
     size_t len;
-    unsigned char *jpg = save(im, ".jpg", &len);
-    g_object_unref(im);
+    unsigned char *jpg = photo_file(100, 80, ".jpg", &len);
     struct conf_size s[5];
     default_sizes(s, CONF_FORMAT_AUTO);
     s[3] = size_of("x", 0, 480, CONF_FIT_INSIDE, CONF_FORMAT_AUTO);
@@ -653,14 +667,7 @@ static void test_never_enlarge(void **state)
     struct resize_error err;
     assert_int_equal(run(jpg, len, s, 5, &outs, NULL, &err), RESIZE_OK);
     static const int want[5][2] = {{80, 80}, {100, 80}, {100, 80}, {100, 80}, {100, 33}};
-    for (size_t i = 0; i < 5; i++) {
-        assert_int_equal(outs.o[i].width, want[i][0]);
-        assert_int_equal(outs.o[i].height, want[i][1]);
-        VipsImage *d = decode(&outs.o[i]);
-        assert_int_equal(d->Xsize, want[i][0]);
-        assert_int_equal(d->Ysize, want[i][1]);
-        g_object_unref(d);
-    }
+    expect_dims(&outs, want, 5);
     outs_free(&outs);
     g_free(jpg);
     assert_no_leak();
@@ -669,10 +676,8 @@ static void test_never_enlarge(void **state)
 static void test_one_side_bounds(void **state)
 {
     (void)state;
-    VipsImage *im = photo(2000, 1500);
     size_t len;
-    unsigned char *jpg = save(im, ".jpg", &len);
-    g_object_unref(im);
+    unsigned char *jpg = photo_file(2000, 1500, ".jpg", &len);
     struct conf_size s[3] = {
         size_of("w", 640, 0, CONF_FIT_INSIDE, CONF_FORMAT_AUTO),
         size_of("h", 0, 480, CONF_FIT_INSIDE, CONF_FORMAT_AUTO),
@@ -1402,10 +1407,8 @@ static void test_animated_first_frame(void **state)
 static void test_output_formats(void **state)
 {
     (void)state;
-    VipsImage *im = photo(1000, 750);
     size_t len;
-    unsigned char *jpg = save(im, ".jpg", &len);
-    g_object_unref(im);
+    unsigned char *jpg = photo_file(1000, 750, ".jpg", &len);
     struct conf_size s[4] = {size_of("j", 400, 400, CONF_FIT_INSIDE, CONF_FORMAT_JPEG),
                              size_of("w", 400, 400, CONF_FIT_INSIDE, CONF_FORMAT_WEBP),
                              size_of("a", 400, 400, CONF_FIT_INSIDE, CONF_FORMAT_AVIF),
@@ -1537,10 +1540,8 @@ static void test_metadata_stripped(void **state)
 static void test_quality_changes_size(void **state)
 {
     (void)state;
-    VipsImage *im = photo(1200, 900);
     size_t len;
-    unsigned char *png = save(im, ".png", &len);
-    g_object_unref(im);
+    unsigned char *png = photo_file(1200, 900, ".png", &len);
     enum conf_format f[3] = {CONF_FORMAT_JPEG, CONF_FORMAT_WEBP, CONF_FORMAT_AVIF};
     for (int k = 0; k < 3; k++) {
         struct conf_size s[2] = {size_of("lo", 600, 600, CONF_FIT_INSIDE, f[k]),
@@ -1577,10 +1578,8 @@ static void test_quality_changes_size(void **state)
 static void test_truncated_jpeg(void **state)
 {
     (void)state;
-    VipsImage *im = photo(1600, 1200);
     size_t len;
-    unsigned char *jpg = save(im, ".jpg", &len);
-    g_object_unref(im);
+    unsigned char *jpg = photo_file(1600, 1200, ".jpg", &len);
     struct conf_size s[3];
     default_sizes(s, CONF_FORMAT_AUTO);
     size_t cuts[] = {len / 2, len - 200, 2000};
@@ -1598,10 +1597,8 @@ static void test_truncated_jpeg(void **state)
 static void test_truncated_and_corrupt_png(void **state)
 {
     (void)state;
-    VipsImage *im = photo(800, 600);
     size_t len;
-    unsigned char *png = save(im, ".png", &len);
-    g_object_unref(im);
+    unsigned char *png = photo_file(800, 600, ".png", &len);
     struct conf_size s[3];
     default_sizes(s, CONF_FORMAT_AUTO);
     /* in the middle; in the last bytes of the compressed data (libpng calls that a benign
@@ -1766,10 +1763,8 @@ static void check_bomb(const unsigned char *data, size_t len, const char *format
 static void test_png_bomb_header(void **state)
 {
     (void)state;
-    VipsImage *im = photo(32, 32);
     size_t len;
-    unsigned char *png = save(im, ".png", &len);
-    g_object_unref(im);
+    unsigned char *png = photo_file(32, 32, ".png", &len);
     assert_memory_equal(png + 12, "IHDR", 4);
     put_be32(png + 16, 60000);
     put_be32(png + 20, 60000);
@@ -1783,10 +1778,8 @@ static void test_png_bomb_header(void **state)
 static void test_jpeg_bomb_header(void **state)
 {
     (void)state;
-    VipsImage *im = photo(64, 64);
     size_t len;
-    unsigned char *jpg = save(im, ".jpg", &len);
-    g_object_unref(im);
+    unsigned char *jpg = photo_file(64, 64, ".jpg", &len);
     size_t i;
     for (i = 2; i + 9 < len; i++)
         if (jpg[i] == 0xFF && (jpg[i + 1] == 0xC0 || jpg[i + 1] == 0xC2))
@@ -1804,10 +1797,8 @@ static void test_jpeg_bomb_header(void **state)
 static void test_pixel_limit_message(void **state)
 {
     (void)state;
-    VipsImage *im = photo(300, 200);
     size_t len;
-    unsigned char *png = save(im, ".png", &len);
-    g_object_unref(im);
+    unsigned char *png = photo_file(300, 200, ".png", &len);
     struct conf_size s[1] = {size_of("m", 100, 100, CONF_FIT_INSIDE, CONF_FORMAT_AUTO)};
     struct resize_options o = options_for(s, 1);
     struct outs outs = {0};
@@ -1825,10 +1816,8 @@ static void test_pixel_limit_message(void **state)
 static void test_max_file_bytes(void **state)
 {
     (void)state;
-    VipsImage *im = photo(300, 200);
     size_t len;
-    unsigned char *png = save(im, ".png", &len);
-    g_object_unref(im);
+    unsigned char *png = photo_file(300, 200, ".png", &len);
     struct conf_size s[1] = {size_of("m", 100, 100, CONF_FIT_INSIDE, CONF_FORMAT_AUTO)};
     struct resize_options o = options_for(s, 1);
     struct resize_error err;
@@ -1884,14 +1873,7 @@ static void test_extreme_strip(void **state)
     if (st != RESIZE_OK)
         fail_msg("1x200000: %s", err.reason);
     static const int want[4][2] = {{1, 1}, {1, 640}, {1, 1280}, {1, 640}};
-    for (size_t i = 0; i < 4; i++) {
-        assert_int_equal(outs.o[i].width, want[i][0]);
-        assert_int_equal(outs.o[i].height, want[i][1]);
-        VipsImage *d = decode(&outs.o[i]);
-        assert_int_equal(d->Xsize, want[i][0]);
-        assert_int_equal(d->Ysize, want[i][1]);
-        g_object_unref(d);
-    }
+    expect_dims(&outs, want, 4);
     /* the gradient is still a gradient */
     VipsImage *d = decode(&outs.o[2]);
     double a[4], b[4];
@@ -1910,10 +1892,8 @@ static void test_extreme_strip(void **state)
 static void test_resize_fd(void **state)
 {
     (void)state;
-    VipsImage *im = photo(1000, 800);
     size_t len;
-    unsigned char *jpg = save(im, ".jpg", &len);
-    g_object_unref(im);
+    unsigned char *jpg = photo_file(1000, 800, ".jpg", &len);
     struct conf_size s[3];
     default_sizes(s, CONF_FORMAT_AUTO);
     struct resize_options o = options_for(s, 3);
@@ -1971,10 +1951,8 @@ static void test_resize_fd(void **state)
 static void test_stopped_by_caller(void **state)
 {
     (void)state;
-    VipsImage *im = photo(800, 600);
     size_t len;
-    unsigned char *jpg = save(im, ".jpg", &len);
-    g_object_unref(im);
+    unsigned char *jpg = photo_file(800, 600, ".jpg", &len);
     struct conf_size s[3];
     default_sizes(s, CONF_FORMAT_AUTO);
     struct outs outs = {.stop_at = 1};
@@ -1990,10 +1968,8 @@ static void test_stopped_by_caller(void **state)
 static void test_bad_options(void **state)
 {
     (void)state;
-    VipsImage *im = photo(80, 60);
     size_t len;
-    unsigned char *jpg = save(im, ".jpg", &len);
-    g_object_unref(im);
+    unsigned char *jpg = photo_file(80, 60, ".jpg", &len);
     struct resize_error err;
     assert_int_equal(resize_buffer(jpg, len, NULL, collect, NULL, NULL, &err), RESIZE_FAILED);
     assert_string_equal(err.reason, "no sizes to make");
