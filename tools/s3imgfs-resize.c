@@ -34,9 +34,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PROG "s3imgfs-resize"
+#include "cli.h"
 
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+#define PROG "s3imgfs-resize"
 
 #define MAX_JOBS         256
 #define MAX_VIPS_THREADS 1024
@@ -116,17 +116,7 @@ static void error_line(const char *fmt, ...)
     fprintf(stderr, PROG ": %s\n", line); /* one call: lines of threads do not mix */
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    fprintf(stderr, PROG ": %s (try '" PROG " --help')\n", line);
-    return EXIT_USAGE;
-}
+#define usage_error(...) cli_usage_error(PROG, __VA_ARGS__)
 
 static void usage(FILE *out)
 {
@@ -169,17 +159,6 @@ static int parse_count(const char *opt, const char *s, unsigned min, unsigned ma
         return usage_error("%s wants an integer from %u to %u, not '%s'", opt, min, max, s);
     *out = (unsigned)v;
     return EXIT_OK;
-}
-
-/* getopt_long returned '?' or ':' (opterr = 0, ':' leading the option string). */
-static int bad_option(int opt, char **argv)
-{
-    const char *text = argv[optind - 1];
-    if (opt == ':')
-        return usage_error("the option %s needs a value", text);
-    if (optopt)
-        return usage_error("unknown option -%c", optopt);
-    return usage_error("unknown option %s", text);
 }
 
 enum { OPT_SIZES = 256, OPT_FORMAT, OPT_QUALITY, OPT_THREADS };
@@ -235,7 +214,7 @@ static int parse_args(int argc, char **argv, struct args *a)
             printf(PROG " %s\n", S3IMGFS_VERSION);
             return EXIT_OK;
         default:
-            return bad_option(opt, argv);
+            return cli_bad_option(PROG, opt, argv);
         }
     }
     if (!a->outdir)

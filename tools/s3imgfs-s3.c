@@ -23,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROG "s3imgfs-s3"
+#include "cli.h"
 
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+#define PROG "s3imgfs-s3"
 
 #define MAX_OVERRIDES   64
 #define MAX_METADATA    32
@@ -102,15 +102,7 @@ static int fail(const struct s3_error *err)
     return EXIT_FAILED;
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vmessage(fmt, ap, " (try '" PROG " --help')\n");
-    va_end(ap);
-    return EXIT_USAGE;
-}
+#define usage_error(...) cli_usage_error(PROG, __VA_ARGS__)
 
 /* The configuration or the client could not be made. */
 static int config_error(const struct s3_error *err)
@@ -823,17 +815,6 @@ static int add_meta(struct cmd_args *a, char *arg)
     return EXIT_OK;
 }
 
-/* getopt_long returned '?' or ':' (with opterr = 0 and a leading ':' in the option string). */
-static int bad_option(int opt, char **argv)
-{
-    const char *text = argv[optind - 1];
-    if (opt == ':')
-        return usage_error("the option %s needs a value", text);
-    if (optopt)
-        return usage_error("unknown option -%c", optopt);
-    return usage_error("unknown option %s", text);
-}
-
 /* The command options given before the command ("-b BUCKET ls") get a hint. */
 static int bad_global_option(int opt, char **argv)
 {
@@ -845,7 +826,7 @@ static int bad_global_option(int opt, char **argv)
                            optopt);
     if (opt == '?' && command_opt)
         return usage_error("%s is an option of the command: put it after the command name", text);
-    return bad_option(opt, argv);
+    return cli_bad_option(PROG, opt, argv);
 }
 
 static int command_option(const struct command *cmd, struct cmd_args *a, int opt, char *arg)
@@ -882,7 +863,7 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
     optind = 0; /* GNU: start again, from argv[1] */
     while ((opt = getopt_long(argc, argv, ":b:drt:m:", longopts, NULL)) != -1) {
         if (opt == '?' || opt == ':')
-            return bad_option(opt, argv);
+            return cli_bad_option(PROG, opt, argv);
         if ((rc = command_option(cmd, a, opt, optarg)) != EXIT_OK)
             return rc;
     }

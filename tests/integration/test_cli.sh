@@ -72,7 +72,8 @@ run() {
   ERR=$(cat "$tmp/err")
 }
 
-diag() { printf '#   %s\n' "$@"; }
+# shellcheck source=tests/integration/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 show() { diag "exit $RC" "stdout: ${OUT:0:600}" "stderr: ${ERR:0:600}"; }
 want_rc() { [ "$RC" = "$1" ] || { diag "expected exit $1"; show; return 1; }; }
 out_has() { grep -qF -- "$1" <<<"$OUT" || { diag "stdout lacks: $1"; show; return 1; }; }
@@ -91,17 +92,6 @@ aws_keys() {
 aws_has_key() { aws_keys "$1" "$2" | grep -qxF -- "$2" || { diag "aws does not see s3://$1/$2"; return 1; }; }
 aws_lacks_key() { ! aws_keys "$1" "$2" | grep -qxF -- "$2" || { diag "s3://$1/$2 still exists"; return 1; }; }
 
-n=0 passed=0 failed=0
-case_() { # description function
-  n=$((n + 1))
-  if "$2"; then
-    echo "ok $n - $1"
-    passed=$((passed + 1))
-  else
-    echo "not ok $n - $1"
-    failed=$((failed + 1))
-  fi
-}
 
 write_config() { # path [extra lines...]
   local path=$1
@@ -356,5 +346,4 @@ case_ "a bad config value exits 2 with file:line" t_bad_config
 case_ "credentials in a mode 600 config file" t_ini_credentials
 case_ "credentials in a mode 644 config file are refused" t_ini_credentials_mode
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -44,7 +44,8 @@ run() {
   ERR=$(cat "$tmp/err")
 }
 
-diag() { printf '#   %s\n' "$@"; }
+# shellcheck source=tests/integration/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 show() {
   diag "exit $RC"
   [ -z "$OUT" ] || sed 's/^/#   stdout: /' <<<"${OUT:0:800}"
@@ -103,17 +104,6 @@ no_temp_files() {
   [ -z "$left" ] || { diag "temporary files left: $left"; return 1; }
 }
 
-n=0 passed=0 failed=0
-case_() { # description function
-  n=$((n + 1))
-  if "$2"; then
-    echo "ok $n - $1"
-    passed=$((passed + 1))
-  else
-    echo "not ok $n - $1"
-    failed=$((failed + 1))
-  fi
-}
 
 # ---- inputs -------------------------------------------------------------------------------
 
@@ -376,5 +366,4 @@ case_ "a second run replaces the outputs" t_overwrite
 t_no_temp() { no_temp_files; }
 case_ "no temporary files are left behind" t_no_temp
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

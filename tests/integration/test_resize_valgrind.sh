@@ -5,6 +5,8 @@
 set -euo pipefail
 tool=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/integration/harness.sh
+source "$here/harness.sh"
 command -v valgrind >/dev/null || { echo "valgrind not installed"; exit 77; }
 # valgrind and AddressSanitizer exclude each other: the ASan build skips this test.
 if ldd "$tool" | grep -q libasan; then echo "sanitizer build: valgrind does not apply"; exit 77; fi
@@ -27,20 +29,13 @@ valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
 rc=$?
 set -e
 
-passed=0 failed=0
-check() { # description, command...
-  local what=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok - $what"
-  else failed=$((failed + 1)); echo "not ok - $what"; fi
-}
-check "valgrind found no memory error (exit $rc)" test "$rc" -ne 9
-check "valgrind reports 0 errors" grep -q "ERROR SUMMARY: 0 errors" "$work/stderr"
-check "exit 1: some inputs are refused" test "$rc" -eq 1
-check "the photo got three renditions" test "$(grep -c '^.*photo.jpg	' "$work/stdout")" -eq 3
-check "huge GIF frame refused by the pixel limit" grep -q "huge-frame.*limit is" "$work/stderr"
-check "truncated JPEG refused" grep -q "truncated-jpg.jpg: truncated JPEG" "$work/stderr"
-check "SVG refused" grep -q "drawing.svg: unsupported format: SVG" "$work/stderr"
-check "random bytes skipped" grep -q "random.jpg: not an image, skipped" "$work/stderr"
+case_ "valgrind found no memory error (exit $rc)" test "$rc" -ne 9
+case_ "valgrind reports 0 errors" grep -q "ERROR SUMMARY: 0 errors" "$work/stderr"
+case_ "exit 1: some inputs are refused" test "$rc" -eq 1
+case_ "the photo got three renditions" test "$(grep -c '^.*photo.jpg	' "$work/stdout")" -eq 3
+case_ "huge GIF frame refused by the pixel limit" grep -q "huge-frame.*limit is" "$work/stderr"
+case_ "truncated JPEG refused" grep -q "truncated-jpg.jpg: truncated JPEG" "$work/stderr"
+case_ "SVG refused" grep -q "drawing.svg: unsupported format: SVG" "$work/stderr"
+case_ "random bytes skipped" grep -q "random.jpg: not an image, skipped" "$work/stderr"
 [ "$failed" -eq 0 ] || { echo "--- stderr"; grep -v '^==' "$work/stderr" | head -40; }
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
