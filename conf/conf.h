@@ -102,6 +102,31 @@ struct config {
         unsigned max_file_mb;       /* largest input file accepted, in MiB */
         struct conf_rgb background; /* alpha is flattened onto this for JPEG output */
     } resize;
+    /* The file system gateway. The glob arrays are never NULL and end with a NULL pointer. */
+    struct {
+        const char *cache_dir;         /* absolute path of the spool; default
+                                          $XDG_CACHE_HOME/s3imgfs, else <home>/.cache/s3imgfs */
+        unsigned upload_workers;       /* 1..64, default 8 */
+        unsigned resize_workers;       /* 1..64; the INI value 0 (default) means the number of
+                                          online CPUs, resolved at load, so never 0 after load */
+        const char *const *temp_globs; /* file-name globs of editor/download temporaries */
+        size_t temp_glob_count;
+        unsigned temp_hold_seconds;    /* 0..86400, default 30 */
+        const char *const *junk_globs; /* desktop junk never uploaded */
+        size_t junk_glob_count;
+        const char *resized_dir; /* default "resized": one path component, no '/', not "." or
+                                    "..", not starting with ".s3imgfs" */
+        bool delete_renditions;  /* default true */
+        unsigned attr_ttl;       /* seconds, 0..86400, default 10 */
+        unsigned list_ttl;       /* seconds, 0..86400, default 10 */
+        unsigned negative_ttl;   /* seconds, 0..86400, default 5 */
+        bool sync_upload;        /* default false */
+        unsigned cache_max_mb;   /* 64..16777216, default 10240 */
+        unsigned multipart_threshold_mb; /* 5..5120, default 16 */
+        unsigned part_size_mb;           /* 5..5120, default 8; at most multipart_threshold_mb */
+        unsigned part_parallel;          /* 1..32, default 4 */
+        unsigned read_ahead_kb;          /* 0..262144, default 8192 */
+    } gateway;
     struct {
         enum conf_log_level level;
     } log;
@@ -178,6 +203,19 @@ struct conf_key_info {
 const struct conf_key_info *conf_key_at(size_t i);
 /* The sections, in order ("s3", "resize", "notify", "gateway", "log"), NULL past the end. */
 const char *conf_section_at(size_t i);
+
+/* The destination key of one rendition: destination_prefix + key_template filled in for the
+ * source object `source_key` (a full key, beginning with source_prefix) and `size`; `out_ext`
+ * is the output file extension without the dot ("jpg", "webp", ...). Placeholders: {size} the
+ * size name; {key} the source key without source_prefix ("trips/rome/a.heic"); {dir} its folder
+ * with a trailing '/' or "" ("trips/rome/"); {name} its last component ("a.heic"); {base} {name}
+ * without its last extension ("a"; ".profile" stays ".profile"); {ext} = out_ext. Returns a
+ * malloc'd string (caller frees), or NULL when source_key is not under source_prefix or memory
+ * runs out. */
+char *conf_rendition_key(const struct config *cfg, const struct conf_size *size,
+                         const char *source_key, const char *out_ext);
+/* True when the base name of `path` (the part after the last '/') matches one of the globs. */
+bool conf_glob_match(const char *const *globs, size_t count, const char *path);
 
 const char *conf_format_name(enum conf_format format); /* "auto", "jpeg", ... */
 const char *conf_fit_name(enum conf_fit fit);          /* "fit", "cover" */

@@ -21,6 +21,11 @@ char *conf_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Frees a string after overwriting it (for secrets). */
 void conf_free_secret(char *s);
 bool conf_str_ieq(const char *a, const char *b);
+/* `path` made absolute (a relative one is relative to `basedir`, or to the working directory
+ * when basedir is NULL or itself relative) and tidied: repeated '/', "." segments and a trailing
+ * '/' removed ("..", which may cross a symbolic link, is kept). malloc'd; NULL with errno set
+ * when the working directory cannot be found or memory runs out. */
+char *conf_path_absolute(const char *path, const char *basedir);
 
 /* Identity of a file, to notice when it changed. */
 struct conf_file_id {
@@ -147,6 +152,8 @@ typedef void (*conf_format_fn)(const struct config *cfg, const struct conf_row *
 enum conf_row_kind {
     CONF_ROW_OTHER,  /* no memory owned, or freed by conf_free explicitly */
     CONF_ROW_STRING, /* const char * field, owned */
+    CONF_ROW_GLOBS,  /* const char *const * field (one block: the NULL-terminated array, then
+                        the strings), owned; its count is at *(const size_t *)arg */
 };
 
 struct conf_row {

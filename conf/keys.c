@@ -478,6 +478,138 @@ static int parse_template(struct conf_loader *L, const struct conf_row *r, const
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* [gateway]                                                                                    */
+
+#define CACHE_DIR_MAX 2048
+
+/* "" = the default, resolved at the end of loading (load.c); "~" and "~/..." = the home; a
+ * relative path is relative to the config file's directory (the working directory for options
+ * and the environment). Kept absolute and tidied; the folder need not exist yet. */
+static int parse_cache_dir(struct conf_loader *L, const struct conf_row *r, const char *v,
+                           char *why, size_t whylen)
+{
+    if (!*v)
+        return set_string(L, r, "", 0);
+    char *tilde = NULL;
+    if (v[0] == '~') {
+        if (v[1] != '\0' && v[1] != '/')
+            return WHY("only ~/ is expanded (to your home directory); write ~/path or an "
+                       "absolute path");
+        if (!L->home)
+            return WHY("the home directory is not known, so ~ cannot be expanded; write an "
+                       "absolute path");
+        tilde = conf_asprintf("%s/%s", L->home, v + 1);
+        if (!tilde)
+            return -2;
+        v = tilde;
+    }
+    char *abs = conf_path_absolute(v, L->basedir);
+    free(tilde);
+    if (!abs)
+        return errno == ENOMEM ? -2 : WHY("cannot make the path absolute: %s", strerror(errno));
+    int rc;
+    if (strcmp(abs, "/") == 0)
+        rc = WHY("the cache folder must not be the root directory");
+    else if (strlen(abs) > CACHE_DIR_MAX)
+        rc = WHY("expected a path of at most %d bytes", CACHE_DIR_MAX);
+    else
+        rc = set_string(L, r, abs, strlen(abs));
+    free(abs);
+    return rc;
+}
+
+#define GLOB_MAX_LEN   255
+#define GLOB_MAX_COUNT 64
+
+/* A comma-separated list of fnmatch(3) globs matched against base names; "" = none. The field
+ * becomes one block: count + 1 pointers (NULL-terminated), then the strings. */
+static int parse_globs(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                       size_t whylen)
+{
+    size_t *count_field = (size_t *)((char *)L->cfg + *(const size_t *)r->arg);
+    size_t count = 0, bytes = 0;
+    bool empty = true;
+    for (const char *p = v; *p; p++)
+        empty &= isspace((unsigned char)*p) != 0;
+    /* Pass 1 checks and measures, pass 2 copies. */
+    char **list = NULL;
+    char *text = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t k = 0;
+        for (const char *p = v; !empty;) {
+            const char *end = strchr(p, ',');
+            if (!end)
+                end = p + strlen(p);
+            const char *a = p, *b = end;
+            while (a < b && isspace((unsigned char)*a))
+                a++;
+            while (b > a && isspace((unsigned char)b[-1]))
+                b--;
+            size_t n = (size_t)(b - a);
+            if (pass == 0) {
+                if (n == 0)
+                    return WHY("entry %zu is empty (a stray comma? globs go on one line)", k + 1);
+                if (n > GLOB_MAX_LEN)
+                    return WHY("entry %zu is longer than %d characters", k + 1, GLOB_MAX_LEN);
+                if (memchr(a, '/', n))
+                    return WHY("entry %zu, '%.*s', contains '/': globs are matched against a "
+                               "file's name, not its path",
+                               k + 1, (int)n, a);
+                if (k + 1 > GLOB_MAX_COUNT)
+                    return WHY("at most %d globs are allowed", GLOB_MAX_COUNT);
+                bytes += n + 1;
+            } else {
+                memcpy(text, a, n);
+                text[n] = '\0';
+                list[k] = text;
+                text += n + 1;
+            }
+            k++;
+            if (!*end)
+                break;
+            p = end + 1;
+        }
+        if (pass == 0) {
+            count = k;
+            list = malloc((count + 1) * sizeof(char *) + bytes);
+            if (!list)
+                return -2;
+            text = (char *)(list + count + 1);
+        }
+    }
+    list[count] = NULL;
+    const char *const **field = (const char *const **)FIELD;
+    free((void *)*field);
+    *field = (const char *const *)list;
+    *count_field = count;
+    return 0;
+}
+
+static void fmt_globs(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    const char *const *list = *(const char *const *const *)((const char *)cfg + r->offset);
+    size_t count = *(const size_t *)((const char *)cfg + *(const size_t *)r->arg);
+    for (size_t i = 0; i < count; i++)
+        fprintf(out, "%s%s", i ? ", " : "", list[i]);
+}
+
+/* The name of the virtual folder of renditions: one path component. */
+static int parse_dir_name(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                          size_t whylen)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 255)
+        return WHY("expected a folder name of 1 to 255 bytes, such as resized");
+    if (strchr(v, '/'))
+        return WHY("expected one folder name, without '/'");
+    if (strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
+        return WHY("'.' and '..' are not folder names");
+    if (strncmp(v, ".s3imgfs", 8) == 0)
+        return WHY("names beginning with .s3imgfs are reserved for s3imgfs itself");
+    return set_string(L, r, v, n);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* The table                                                                                    */
 
 static const char *const sse_names[] = {"none", "AES256", "aws:kms", NULL};
@@ -486,10 +618,23 @@ static const char *const format_names[] = {"auto", "jpeg", "webp", "avif", "png"
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 static const struct range quality_range = {1, 100};
 static const struct range file_mb_range = {1, 1048576};
+static const struct range workers_range = {1, 64};
+static const struct range resize_workers_range = {0, 64};
+static const struct range seconds_range = {0, 86400};
+static const struct range cache_mb_range = {64, 16777216};
+static const struct range part_mb_range = {5, 5120};
+static const struct range part_parallel_range = {1, 32};
+static const struct range read_ahead_range = {0, 262144};
+static const size_t temp_count_offset = offsetof(struct config, gateway.temp_glob_count);
+static const size_t junk_count_offset = offsetof(struct config, gateway.junk_glob_count);
 
 #define OFF(f)  .offset = offsetof(struct config, f)
 #define STR(f)  OFF(f), .kind = CONF_ROW_STRING, .format = fmt_string
 #define ENUM(f) OFF(f), .parse = parse_enum, .format = fmt_enum
+#define UINT(f) OFF(f), .parse = parse_uint, .format = fmt_uint
+#define BOOL(f) OFF(f), .parse = parse_bool, .format = fmt_bool
+#define GLOBS(f, count_offset)                                                                     \
+    OFF(f), .kind = CONF_ROW_GLOBS, .parse = parse_globs, .format = fmt_globs, .arg = &count_offset
 
 const char *const conf_sections[] = {"s3", "resize", "notify", "gateway", "log", NULL};
 
@@ -561,6 +706,62 @@ const struct conf_row conf_rows[] = {
     {.info = {"resize", "background", "#ffffff", "colour under transparency in JPEG outputs",
               {0}, NULL, 0},
      .parse = parse_rgb, .format = fmt_rgb, OFF(resize.background)},
+
+    /* [gateway] */
+    {.info = {"gateway", "cache_dir", "",
+              "local spool folder; empty = $XDG_CACHE_HOME/s3imgfs or ~/.cache/s3imgfs",
+              {0}, NULL, 0},
+     .parse = parse_cache_dir, STR(gateway.cache_dir)},
+    {.info = {"gateway", "upload_workers", "8", "uploads run at the same time, 1 to 64",
+              {0}, NULL, 0},
+     UINT(gateway.upload_workers), .arg = &workers_range},
+    {.info = {"gateway", "resize_workers", "0",
+              "images resized at the same time, 1 to 64; 0 = the number of online CPUs",
+              {0}, NULL, 0},
+     UINT(gateway.resize_workers), .arg = &resize_workers_range},
+    {.info = {"gateway", "temp_globs",
+              ".goutputstream-*, *.swp, *.swx, *~, ~$*, .~lock.*#, *.part, *.crdownload, *.tmp, "
+              ".*.??????",
+              "names of temporary files, held back before upload (comma-separated globs)",
+              {0}, NULL, 0},
+     GLOBS(gateway.temp_globs, temp_count_offset)},
+    {.info = {"gateway", "temp_hold_seconds", "30",
+              "how long a closed temporary file waits for a rename or delete", {0}, NULL, 0},
+     UINT(gateway.temp_hold_seconds), .arg = &seconds_range},
+    {.info = {"gateway", "junk_globs", ".DS_Store, ._*, Thumbs.db, desktop.ini",
+              "names of desktop junk, kept locally and never uploaded (comma-separated globs)",
+              {0}, NULL, 0},
+     GLOBS(gateway.junk_globs, junk_count_offset)},
+    {.info = {"gateway", "resized_dir", "resized",
+              "name of the virtual folder that shows the renditions", {0}, NULL, 0},
+     .parse = parse_dir_name, STR(gateway.resized_dir)},
+    {.info = {"gateway", "delete_renditions", "true",
+              "deleting an image also deletes its renditions", {0}, NULL, 0},
+     BOOL(gateway.delete_renditions)},
+    {.info = {"gateway", "attr_ttl", "10", "seconds file attributes are cached", {0}, NULL, 0},
+     UINT(gateway.attr_ttl), .arg = &seconds_range},
+    {.info = {"gateway", "list_ttl", "10", "seconds folder listings are cached", {0}, NULL, 0},
+     UINT(gateway.list_ttl), .arg = &seconds_range},
+    {.info = {"gateway", "negative_ttl", "5", "seconds a missing name is remembered as missing",
+              {0}, NULL, 0},
+     UINT(gateway.negative_ttl), .arg = &seconds_range},
+    {.info = {"gateway", "sync_upload", "false", "close() waits until the upload is done",
+              {0}, NULL, 0},
+     BOOL(gateway.sync_upload)},
+    {.info = {"gateway", "cache_max_mb", "10240", "largest size of the local spool in MiB", {0}, NULL, 0},
+     UINT(gateway.cache_max_mb), .arg = &cache_mb_range},
+    {.info = {"gateway", "multipart_threshold_mb", "16",
+              "files of at least this many MiB are uploaded in parts", {0}, NULL, 0},
+     UINT(gateway.multipart_threshold_mb), .arg = &part_mb_range},
+    {.info = {"gateway", "part_size_mb", "8", "size of each part of a multipart upload in MiB",
+              {0}, NULL, 0},
+     UINT(gateway.part_size_mb), .arg = &part_mb_range},
+    {.info = {"gateway", "part_parallel", "4", "parts of one file uploaded at the same time",
+              {0}, NULL, 0},
+     UINT(gateway.part_parallel), .arg = &part_parallel_range},
+    {.info = {"gateway", "read_ahead_kb", "8192",
+              "KiB fetched ahead of sequential reads; 0 = no read-ahead", {0}, NULL, 0},
+     UINT(gateway.read_ahead_kb), .arg = &read_ahead_range},
 
     /* [log] */
     {.info = {"log", "level", "info", "least severe messages logged: error, warn, info, debug",

@@ -536,6 +536,74 @@ static int check_overlap(struct conf_loader *L)
     return 0;
 }
 
+/* Appends " (note)" to where conf_dump says the value of section.key came from; a default
+ * becomes "default (note_default)". */
+static int origin_note(struct conf_loader *L, const char *section, const char *key,
+                       const char *note, const char *note_default)
+{
+    struct conf_origin *o = origin_of(L, section, key);
+    char *w = o->kind == CONF_ORIGIN_DEFAULT ? conf_asprintf("default (%s)", note_default)
+                                             : conf_asprintf("%s (%s)", o->where, note);
+    if (!w)
+        return nomem(L);
+    free(o->where);
+    o->where = w;
+    return 0;
+}
+
+static int finalize_gateway(struct conf_loader *L)
+{
+    struct config *c = L->cfg;
+    if (c->gateway.resize_workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->gateway.resize_workers = n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+        if (origin_note(L, "gateway", "resize_workers", "0 = the number of online CPUs",
+                        "the number of online CPUs") != 0)
+            return -1;
+    }
+    if (!c->gateway.cache_dir[0]) {
+        const char *xdg = env_get(L, "XDG_CACHE_HOME");
+        const char *how;
+        char *dir;
+        if (xdg && xdg[0] == '/') { /* a relative one is ignored, as the XDG spec says */
+            how = "$XDG_CACHE_HOME/s3imgfs";
+            dir = conf_asprintf("%s/s3imgfs", xdg);
+        } else if (L->home) {
+            how = "~/.cache/s3imgfs";
+            dir = conf_asprintf("%s/.cache/s3imgfs", L->home);
+        } else {
+            return ERR(L, "InvalidConfig",
+                       "[gateway] cache_dir (%s) has no default here: neither XDG_CACHE_HOME nor "
+                       "the home directory is known; set cache_dir to an absolute path",
+                       origin_of(L, "gateway", "cache_dir")->where);
+        }
+        if (!dir)
+            return nomem(L);
+        char *abs = conf_path_absolute(dir, NULL);
+        int e = errno;
+        free(dir);
+        if (!abs && e == ENOMEM)
+            return nomem(L);
+        if (!abs)
+            return ERR(L, "InvalidConfig", "[gateway] cache_dir (%s): cannot make %s absolute: %s",
+                       origin_of(L, "gateway", "cache_dir")->where, how, strerror(e));
+        free((char *)c->gateway.cache_dir);
+        c->gateway.cache_dir = abs;
+        char note[64];
+        snprintf(note, sizeof(note), "empty = %s", how);
+        if (origin_note(L, "gateway", "cache_dir", note, how) != 0)
+            return -1;
+    }
+    if (c->gateway.part_size_mb > c->gateway.multipart_threshold_mb)
+        return ERR(L, "InvalidConfig",
+                   "%s = %u: a part must not be larger than the multipart threshold, but "
+                   "[gateway] multipart_threshold_mb is %u (%s)",
+                   origin_of(L, "gateway", "part_size_mb")->label, c->gateway.part_size_mb,
+                   c->gateway.multipart_threshold_mb,
+                   origin_of(L, "gateway", "multipart_threshold_mb")->where);
+    return 0;
+}
+
 static int finalize(struct conf_loader *L)
 {
     struct config *c = L->cfg;
@@ -566,6 +634,8 @@ static int finalize(struct conf_loader *L)
         if (!sizes[i].quality_set)
             sizes[i].quality = c->resize.quality;
     }
+    if (finalize_gateway(L) != 0)
+        return -1;
     return check_overlap(L);
 }
 
@@ -694,8 +764,8 @@ void conf_free(struct config *cfg)
     if (!cfg)
         return;
     for (size_t i = 0; i < conf_row_count; i++)
-        if (conf_rows[i].kind == CONF_ROW_STRING)
-            free(*(char **)((char *)cfg + conf_rows[i].offset));
+        if (conf_rows[i].kind == CONF_ROW_STRING || conf_rows[i].kind == CONF_ROW_GLOBS)
+            free(*(void **)((char *)cfg + conf_rows[i].offset));
     free((void *)cfg->resize.sizes);
     if (cfg->priv) {
         if (cfg->priv->origins) {

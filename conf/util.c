@@ -1,10 +1,12 @@
 /* Small helpers for conf/. */
 #include "conf_internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 char *conf_strdup(const char *s)
 {
@@ -49,6 +51,49 @@ void conf_free_secret(char *s)
 bool conf_str_ieq(const char *a, const char *b)
 {
     return strcasecmp(a, b) == 0;
+}
+
+char *conf_path_absolute(const char *path, const char *basedir)
+{
+    char *cwd = NULL, *joined;
+    if (path[0] == '/') {
+        joined = conf_strdup(path);
+    } else {
+        bool base_abs = basedir && basedir[0] == '/';
+        if (!base_abs && !(cwd = getcwd(NULL, 0)))
+            return NULL;
+        if (basedir && base_abs)
+            joined = conf_asprintf("%s/%s", basedir, path);
+        else if (basedir)
+            joined = conf_asprintf("%s/%s/%s", cwd, basedir, path);
+        else
+            joined = conf_asprintf("%s/%s", cwd, path);
+    }
+    free(cwd);
+    if (!joined) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* Tidy in place, segment by segment. */
+    char *out = joined;
+    size_t o = 0;
+    for (const char *p = joined; *p;) {
+        while (*p == '/')
+            p++;
+        const char *seg = p;
+        while (*p && *p != '/')
+            p++;
+        size_t n = (size_t)(p - seg);
+        if (n == 0 || (n == 1 && seg[0] == '.'))
+            continue;
+        out[o++] = '/';
+        memmove(out + o, seg, n);
+        o += n;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    return out;
 }
 
 void conf_file_id_from_stat(const struct stat *st, struct conf_file_id *id)

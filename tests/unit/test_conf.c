@@ -114,9 +114,17 @@ static void test_defaults_without_file(void **state)
         assert_false(s[i].format_set);
         assert_false(s[i].quality_set);
     }
+    /* Defaults resolved at load say how ("default (for region us-east-1)"); see
+     * test_conf_gateway.c for cache_dir and resize_workers. */
     for (size_t i = 0; conf_key_at(i); i++) {
         const struct conf_key_info *k = conf_key_at(i);
-        if (strcmp(k->key, "endpoint") != 0 && !(k->flags & CONF_KEY_SECRET))
+        if (k->flags & CONF_KEY_SECRET)
+            continue;
+        bool resolved = strcmp(k->key, "endpoint") == 0 || strcmp(k->key, "cache_dir") == 0 ||
+                        strcmp(k->key, "resize_workers") == 0;
+        if (resolved)
+            assert_true(strncmp(conf_origin(c, k->section, k->key), "default (", 9) == 0);
+        else
             assert_string_equal(conf_origin(c, k->section, k->key), "default");
     }
     conf_free(c);
