@@ -119,6 +119,22 @@ void hex_encode(const unsigned char *in, size_t n, char *out);
 /* Copies s without the surrounding quotes of an ETag into out. */
 void s3_copy_etag(char *out, size_t out_size, const char *s);
 
+/* HEAD that also reports the Cache-Control header (into cache_control, "" when none; it may be
+ * NULL). s3_head_object is this without it. */
+int s3_head_object_cc(struct s3client *c, const char *bucket, const char *key,
+                      struct s3_object_info *info, char *cache_control, size_t cache_control_size,
+                      struct s3_error *err);
+
+/* The x-amz-copy-source value for bucket/key ("/bucket/key", key percent-encoded with '/'
+ * kept), malloc'd; NULL on ENOMEM. */
+char *s3_copy_source(const char *bucket, const char *key);
+
+/* Reads the answer of a 2xx CopyObject or UploadPartCopy: the ETag of <root>/ETag (without
+ * quotes, "" when absent) into etag. A copy can fail after the 200 status line, with an <Error>
+ * document as the body: then (or when the body is not XML) err is filled and -1 returned. */
+int s3_copy_answer(const struct aws_response *resp, const char *root, const char *what, char *etag,
+                   size_t etag_size, struct s3_error *err);
+
 /* ---- XML (expat) ---- */
 
 /* Called at the end of every element with its path from the root ("A/B/C") and its text

@@ -17,6 +17,14 @@ static int upload_id_query(char **out, const char *upload_id, const char *prefix
     return rc < 0 ? -1 : 0;
 }
 
+static bool is_copy(const struct http_request *req)
+{
+    for (size_t i = 0; i < req->header_count; i++)
+        if (strcmp(req->headers[i].name, "x-amz-copy-source") == 0)
+            return true;
+    return false;
+}
+
 /* Runs a request on bucket/key; resp is filled and must be cleared by the caller. */
 static int run(struct s3client *c, const char *method, const char *bucket, const char *key,
                const char *what_op, struct http_request *req, struct aws_response *resp,
@@ -30,9 +38,11 @@ static int run(struct s3client *c, const char *method, const char *bucket, const
     req->method = method;
     int rc = s3_perform(c, &t, req, resp, err);
     /* radosgw answers 404 NoSuchKey where S3 says NoSuchUpload: callers resuming an upload
-     * need to know that the upload is gone, whichever server they talk to. */
+     * need to know that the upload is gone, whichever server they talk to. Not for
+     * UploadPartCopy: there NoSuchKey is the source that is missing (radosgw says NoSuchUpload
+     * itself for a missing upload there). */
     if (rc != 0 && err && err->http_status == 404 && strcmp(err->code, "NoSuchKey") == 0 &&
-        req->query && strstr(req->query, "uploadId="))
+        req->query && strstr(req->query, "uploadId=") && !is_copy(req))
         s3_error_set(err, 404, "NoSuchUpload", false,
                      "%s: the multipart upload no longer exists (aborted or completed)", t.what);
     s3_target_clear(&t);
@@ -102,6 +112,60 @@ int s3_multipart_upload_part(struct s3client *c, const char *bucket, const char 
     }
     aws_response_clear(&resp);
     free(query);
+    return rc;
+}
+
+int s3_multipart_upload_part_copy(struct s3client *c, const char *bucket, const char *key,
+                                  const char *upload_id, int part_number, const char *src_bucket,
+                                  const char *src_key, uint64_t first, uint64_t last,
+                                  const char *if_match, struct s3_part *part, struct s3_error *err)
+{
+    if (first > last) {
+        s3_error_set(err, 0, "InvalidArgument", false, "UploadPartCopy: range %llu-%llu is empty",
+                     (unsigned long long)first, (unsigned long long)last);
+        return -1;
+    }
+    char *query = NULL, prefix[32], range[64];
+    snprintf(prefix, sizeof(prefix), "partNumber=%d&", part_number);
+    snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)first,
+             (unsigned long long)last);
+    char *source = s3_copy_source(src_bucket, src_key);
+    if (!source || upload_id_query(&query, upload_id, prefix) != 0) {
+        free(source);
+        s3_error_set(err, 0, "OutOfMemory", false, "UploadPartCopy: out of memory");
+        return -1;
+    }
+    struct headers h = {0};
+    headers_add(&h, "x-amz-copy-source", source);
+    headers_add(&h, "x-amz-copy-source-range", range);
+    headers_add(&h, "x-amz-copy-source-if-match", if_match);
+    struct http_request req = {
+        .query = query, .headers = h.list, .header_count = h.count, .idempotent = true};
+    struct aws_response resp;
+    char what[600];
+    snprintf(what, sizeof(what), "UploadPartCopy %d from s3://%s/%s to", part_number, src_bucket,
+             src_key);
+    int rc = run(c, "PUT", bucket, key, what, &req, &resp, err);
+    if (rc == 0) {
+        char full_what[600];
+        snprintf(full_what, sizeof(full_what), "UploadPartCopy %d from s3://%s/%s to s3://%s/%s",
+                 part_number, src_bucket, src_key, bucket, key);
+        rc =
+            s3_copy_answer(&resp, "CopyPartResult", full_what, part->etag, sizeof(part->etag), err);
+        if (rc == 0 && !part->etag[0]) {
+            s3_error_set(err, resp.status, "BadResponse", true, "%s: no ETag in the answer",
+                         full_what);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        part->number = part_number;
+        part->size = last - first + 1;
+    }
+    aws_response_clear(&resp);
+    headers_free(&h);
+    free(query);
+    free(source);
     return rc;
 }
 
@@ -426,17 +490,27 @@ void s3_multipart_uploads_free(struct s3_multipart_upload *uploads, size_t count
     free(uploads);
 }
 
-/* ---- s3_upload: parallel parts ---- */
+/* ---- s3_upload and s3_copy: parallel parts ---- */
 
-struct upload_job {
+/* The parts of one multipart upload, sent by several threads: each takes the next part number
+ * and sends that part with `send` (an upload from a body, or a copy from a source object). */
+struct parts_job {
     struct s3client *c;
     const char *bucket;
     const char *key;
     const char *upload_id;
-    const struct s3_body *body;
+    uint64_t total; /* bytes of the whole object */
     uint64_t part_size;
     int part_count;
     struct s3_part *parts;
+    int (*send)(struct parts_job *j, int number, uint64_t start, uint64_t len,
+                struct s3_error *err);
+    /* Called once every part is in, before Complete; NULL = nothing to check. */
+    int (*check)(struct parts_job *j, struct s3_error *err);
+    const struct s3_body *body; /* s3_upload */
+    const char *src_bucket;     /* s3_copy */
+    const char *src_key;
+    const char *src_etag;
 
     pthread_mutex_t lock;
     int next_part; /* next part number to send */
@@ -444,7 +518,18 @@ struct upload_job {
     struct s3_error first_error;
 };
 
-static int take_part(struct upload_job *j)
+/* Part size and count for total bytes: at most MAX_PARTS parts, each at least part_size. */
+static void plan_parts(struct parts_job *j, uint64_t total, uint64_t part_size)
+{
+    if ((total + part_size - 1) / part_size > MAX_PARTS)
+        part_size = (total + MAX_PARTS - 1) / MAX_PARTS;
+    j->total = total;
+    j->part_size = part_size;
+    j->part_count = (int)((total + part_size - 1) / part_size);
+    j->next_part = 1;
+}
+
+static int take_part(struct parts_job *j)
 {
     pthread_mutex_lock(&j->lock);
     int n = j->failed || j->next_part > j->part_count ? 0 : j->next_part++;
@@ -454,17 +539,12 @@ static int take_part(struct upload_job *j)
 
 static void *part_worker(void *arg)
 {
-    struct upload_job *j = arg;
+    struct parts_job *j = arg;
     for (int n; (n = take_part(j)) != 0;) {
         uint64_t start = (uint64_t)(n - 1) * j->part_size;
-        uint64_t len =
-            j->body->length - start < j->part_size ? j->body->length - start : j->part_size;
-        struct s3_body slice = j->body->fd >= 0
-                                   ? s3_body_fd(j->body->fd, j->body->offset + (off_t)start, len)
-                                   : s3_body_mem((const char *)j->body->data + start, len);
+        uint64_t len = j->total - start < j->part_size ? j->total - start : j->part_size;
         struct s3_error e;
-        if (s3_multipart_upload_part(j->c, j->bucket, j->key, j->upload_id, n, &slice,
-                                     &j->parts[n - 1], &e) != 0) {
+        if (j->send(j, n, start, len, &e) != 0) {
             pthread_mutex_lock(&j->lock);
             if (!j->failed)
                 j->first_error = e;
@@ -475,7 +555,9 @@ static void *part_worker(void *arg)
     return NULL;
 }
 
-static void upload_parts(struct upload_job *j, unsigned parallel)
+/* Sends every part (the calling thread works too). Returns 0, or -1 with err filled from the
+ * first part that failed. */
+static int send_parts(struct parts_job *j, unsigned parallel, struct s3_error *err)
 {
     pthread_t threads[64];
     unsigned started = 0;
@@ -486,9 +568,50 @@ static void upload_parts(struct upload_job *j, unsigned parallel)
     for (unsigned i = 1; i < parallel; i++)
         if (pthread_create(&threads[started], NULL, part_worker, j) == 0)
             started++;
-    part_worker(j); /* the calling thread works too */
+    part_worker(j);
     for (unsigned i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
+    if (j->failed && err)
+        *err = j->first_error;
+    return j->failed ? -1 : 0;
+}
+
+/* Creates the upload, sends the parts and completes it; aborts it on any failure. The caller
+ * has planned the parts (plan_parts) and set send and its inputs. */
+static int run_multipart(struct parts_job *j, const struct s3_put_options *opts,
+                         struct s3_put_result *result, const char *what, struct s3_error *err)
+{
+    char *upload_id = NULL;
+    if (s3_multipart_create(j->c, j->bucket, j->key, opts, &upload_id, err) != 0)
+        return -1;
+    j->upload_id = upload_id;
+    j->parts = calloc((size_t)j->part_count, sizeof(*j->parts));
+    pthread_mutex_init(&j->lock, NULL);
+    int rc = -1;
+    if (!j->parts)
+        s3_error_set(err, 0, "OutOfMemory", false, "%s: out of memory", what);
+    else if (send_parts(j, j->c->multipart_parallel, err) == 0 &&
+             (!j->check || j->check(j, err) == 0))
+        rc = s3_multipart_complete(j->c, j->bucket, j->key, upload_id, j->parts,
+                                   (size_t)j->part_count, result, err);
+    if (rc != 0) /* best effort: the upload's parts would otherwise cost storage */
+        s3_multipart_abort(j->c, j->bucket, j->key, upload_id, NULL);
+    pthread_mutex_destroy(&j->lock);
+    free(j->parts);
+    j->parts = NULL;
+    free(upload_id);
+    j->upload_id = NULL;
+    return rc;
+}
+
+static int send_body_part(struct parts_job *j, int n, uint64_t start, uint64_t len,
+                          struct s3_error *err)
+{
+    const struct s3_body *b = j->body;
+    struct s3_body slice = b->fd >= 0 ? s3_body_fd(b->fd, b->offset + (off_t)start, len)
+                                      : s3_body_mem((const char *)b->data + start, len);
+    return s3_multipart_upload_part(j->c, j->bucket, j->key, j->upload_id, n, &slice,
+                                    &j->parts[n - 1], err);
 }
 
 int s3_upload(struct s3client *c, const char *bucket, const char *key, const struct s3_body *body,
@@ -496,40 +619,134 @@ int s3_upload(struct s3client *c, const char *bucket, const char *key, const str
 {
     if (body->length < c->multipart_threshold)
         return s3_put_object(c, bucket, key, body, opts, result, err);
+    struct parts_job j = {
+        .c = c, .bucket = bucket, .key = key, .send = send_body_part, .body = body};
+    plan_parts(&j, body->length, c->multipart_part_size);
+    return run_multipart(&j, opts, result, "s3_upload", err);
+}
 
-    uint64_t part_size = c->multipart_part_size;
-    if ((body->length + part_size - 1) / part_size > MAX_PARTS)
-        part_size = (body->length + MAX_PARTS - 1) / MAX_PARTS;
-    struct upload_job j = {.c = c,
-                           .bucket = bucket,
-                           .key = key,
-                           .body = body,
-                           .part_size = part_size,
-                           .next_part = 1,
-                           .part_count = (int)((body->length + part_size - 1) / part_size)};
-    char *upload_id = NULL;
-    if (s3_multipart_create(c, bucket, key, opts, &upload_id, err) != 0)
+/* ---- s3_copy ---- */
+
+#define COPY_OBJECT_MAX   (5ull << 30) /* largest CopyObject, and largest part */
+#define COPY_PART_DEFAULT (512ull << 20)
+#define PART_MIN          (5ull << 20)
+
+static int send_copy_part(struct parts_job *j, int n, uint64_t start, uint64_t len,
+                          struct s3_error *err)
+{
+    return s3_multipart_upload_part_copy(j->c, j->bucket, j->key, j->upload_id, n, j->src_bucket,
+                                         j->src_key, start, start + len - 1, j->src_etag,
+                                         &j->parts[n - 1], err);
+}
+
+/* radosgw (16) ignores x-amz-copy-source-if-match on UploadPartCopy as on CopyObject: a source
+ * replaced while its parts were being copied is caught here instead, by its ETag. */
+static int check_source_unchanged(struct parts_job *j, struct s3_error *err)
+{
+    struct s3_object_info now = {0};
+    if (s3_head_object(j->c, j->src_bucket, j->src_key, &now, err) != 0)
         return -1;
-    j.upload_id = upload_id;
-    j.parts = calloc((size_t)j.part_count, sizeof(*j.parts));
-    pthread_mutex_init(&j.lock, NULL);
-    int rc = -1;
-    if (!j.parts) {
-        s3_error_set(err, 0, "OutOfMemory", false, "s3_upload: out of memory");
+    int rc = 0;
+    if (j->src_etag && strcmp(now.etag, j->src_etag) != 0) {
+        s3_error_set(err, 412, "PreconditionFailed", false,
+                     "copy s3://%s/%s: the source changed during the copy (ETag %s, was %s); "
+                     "copy it again",
+                     j->src_bucket, j->src_key, now.etag, j->src_etag);
+        rc = -1;
+    }
+    s3_object_info_clear(&now);
+    return rc;
+}
+
+/* The multipart path of s3_copy, for the source described by info (from its HEAD). */
+static int copy_multipart(struct s3client *c, const char *src_bucket, const char *src_key,
+                          const char *dst_bucket, const char *dst_key,
+                          const struct s3_copy_options *opts, const struct s3_object_info *info,
+                          const char *cache_control, struct s3_put_result *result,
+                          struct s3_error *err)
+{
+    /* The new object's headers: the source's, or the caller's with replace_metadata. */
+    struct s3_put_options create = {0};
+    struct aws_header *meta = NULL;
+    if (opts->replace_metadata) {
+        if (opts->put)
+            create = *opts->put;
     } else {
-        upload_parts(&j, c->multipart_parallel);
-        if (j.failed) {
-            if (err)
-                *err = j.first_error;
-        } else {
-            rc = s3_multipart_complete(c, bucket, key, upload_id, j.parts, (size_t)j.part_count,
-                                       result, err);
+        meta = calloc(info->metadata_count + 1, sizeof(*meta));
+        if (!meta) {
+            s3_error_set(err, 0, "OutOfMemory", false, "copy: out of memory");
+            return -1;
+        }
+        for (size_t i = 0; i < info->metadata_count; i++)
+            meta[i] = (struct aws_header){info->metadata[i].name, info->metadata[i].value};
+        create.content_type = info->content_type[0] ? info->content_type : NULL;
+        create.cache_control = cache_control[0] ? cache_control : NULL;
+        create.metadata = meta;
+        create.metadata_count = info->metadata_count;
+        if (opts->put) {
+            create.sse = opts->put->sse;
+            create.sse_kms_key_id = opts->put->sse_kms_key_id;
         }
     }
-    if (rc != 0) /* best effort: the upload's parts would otherwise cost storage */
-        s3_multipart_abort(c, bucket, key, upload_id, NULL);
-    pthread_mutex_destroy(&j.lock);
-    free(j.parts);
-    free(upload_id);
+
+    uint64_t part_size = opts->part_size ? opts->part_size : COPY_PART_DEFAULT;
+    if (part_size < PART_MIN)
+        part_size = PART_MIN;
+    if (part_size > COPY_OBJECT_MAX)
+        part_size = COPY_OBJECT_MAX;
+    struct parts_job j = {.c = c,
+                          .bucket = dst_bucket,
+                          .key = dst_key,
+                          .send = send_copy_part,
+                          .check = check_source_unchanged,
+                          .src_bucket = src_bucket,
+                          .src_key = src_key,
+                          .src_etag = info->etag[0] ? info->etag : NULL};
+    plan_parts(&j, info->size, part_size);
+    int rc;
+    if (j.part_size > COPY_OBJECT_MAX) {
+        s3_error_set(err, 0, "EntityTooLarge", false,
+                     "copy s3://%s/%s: %llu bytes do not fit in %d parts of at most 5 GiB",
+                     src_bucket, src_key, (unsigned long long)info->size, MAX_PARTS);
+        rc = -1;
+    } else {
+        rc = run_multipart(&j, &create, result, "copy", err);
+    }
+    free(meta);
+    return rc;
+}
+
+int s3_copy(struct s3client *c, const char *src_bucket, const char *src_key, const char *dst_bucket,
+            const char *dst_key, const struct s3_copy_options *opts, struct s3_put_result *result,
+            struct s3_error *err)
+{
+    const struct s3_copy_options none = {0};
+    if (!opts)
+        opts = &none;
+    struct s3_object_info info = {0};
+    char cache_control[256];
+    if (s3_head_object_cc(c, src_bucket, src_key, &info, cache_control, sizeof(cache_control),
+                          err) != 0)
+        return -1;
+    char want[128] = "";
+    if (opts->if_match)
+        s3_copy_etag(want, sizeof(want), opts->if_match);
+    uint64_t threshold = opts->multipart_threshold ? opts->multipart_threshold : COPY_OBJECT_MAX;
+    int rc;
+    if (want[0] && strcmp(want, info.etag) != 0) {
+        s3_error_set(err, 412, "PreconditionFailed", false,
+                     "copy s3://%s/%s: the source's ETag is %s, not %s (it has changed)",
+                     src_bucket, src_key, info.etag, want);
+        rc = -1;
+    } else if (info.size == 0 || (info.size < threshold && info.size <= COPY_OBJECT_MAX)) {
+        /* One request, bound to the version the HEAD saw. */
+        struct s3_copy_options single = *opts;
+        single.if_match = info.etag[0] ? info.etag : NULL;
+        rc = s3_copy_object(c, src_bucket, src_key, dst_bucket, dst_key, &single, result, err);
+    } else {
+        rc = copy_multipart(c, src_bucket, src_key, dst_bucket, dst_key, opts, &info, cache_control,
+                            result, err);
+    }
+    s3_object_info_clear(&info);
     return rc;
 }

@@ -169,8 +169,9 @@ int s3_get_object_buf(struct s3client *c, const char *bucket, const char *key,
     return 0;
 }
 
-int s3_head_object(struct s3client *c, const char *bucket, const char *key,
-                   struct s3_object_info *info, struct s3_error *err)
+int s3_head_object_cc(struct s3client *c, const char *bucket, const char *key,
+                      struct s3_object_info *info, char *cache_control, size_t cache_control_size,
+                      struct s3_error *err)
 {
     struct s3_target t;
     if (s3_target_init(c, &t, "HEAD", bucket, key, err) != 0)
@@ -180,11 +181,23 @@ int s3_head_object(struct s3client *c, const char *bucket, const char *key,
     int rc = s3_perform(c, &t, &req, &resp, err);
     if (rc != 0 && err && resp.status == 404 && strcmp(err->code, "NotFound") == 0)
         s3_error_set(err, 404, "NoSuchKey", false, "%s: the object does not exist", t.what);
-    if (rc == 0 && info && s3_info_from_headers(&resp, info) != 0)
+    if (rc == 0 && info && s3_info_from_headers(&resp, info) != 0) {
+        s3_error_set(err, 0, "OutOfMemory", false, "%s: out of memory", t.what);
         rc = -1;
+    }
+    if (rc == 0 && cache_control) {
+        const char *v = aws_response_header(&resp, "cache-control");
+        snprintf(cache_control, cache_control_size, "%s", v ? v : "");
+    }
     aws_response_clear(&resp);
     s3_target_clear(&t);
     return rc;
+}
+
+int s3_head_object(struct s3client *c, const char *bucket, const char *key,
+                   struct s3_object_info *info, struct s3_error *err)
+{
+    return s3_head_object_cc(c, bucket, key, info, NULL, 0, err);
 }
 
 /* A request with no body and nothing to read from the answer but success. */
@@ -319,7 +332,18 @@ int s3_delete_objects(struct s3client *c, const char *bucket, const char *const 
 
 /* ---- CopyObject ---- */
 
+char *s3_copy_source(const char *bucket, const char *key)
+{
+    char *enc_key = aws_uri_encode(key, strlen(key), true);
+    char *source = NULL;
+    if (!enc_key || asprintf(&source, "/%s/%s", bucket, enc_key) < 0)
+        source = NULL;
+    free(enc_key);
+    return source;
+}
+
 struct copy_result {
+    const char *etag_path;
     char *etag;
     bool is_error;
 };
@@ -327,24 +351,42 @@ struct copy_result {
 static void copy_end(void *ctx, const char *path, const char *text)
 {
     struct copy_result *r = ctx;
-    if (strcmp(path, "CopyObjectResult/ETag") == 0 && !r->etag)
+    if (strcmp(path, r->etag_path) == 0 && !r->etag)
         r->etag = strdup(text);
     else if (strcmp(path, "Error") == 0)
         r->is_error = true;
+}
+
+int s3_copy_answer(const struct aws_response *resp, const char *root, const char *what, char *etag,
+                   size_t etag_size, struct s3_error *err)
+{
+    char etag_path[64];
+    snprintf(etag_path, sizeof(etag_path), "%s/ETag", root);
+    struct copy_result r = {.etag_path = etag_path};
+    int rc = 0;
+    /* A copy can fail after the 200 status line: the error is then in the body. */
+    if (xml_walk(resp->body, resp->body_len, copy_end, &r) != 0 || r.is_error) {
+        s3_error_from_response(resp, what, err);
+        if (err && !r.is_error)
+            s3_error_set(err, resp->status, "BadResponse", true, "%s: the answer is not valid XML",
+                         what);
+        rc = -1;
+    }
+    if (rc == 0)
+        s3_copy_etag(etag, etag_size, r.etag);
+    free(r.etag);
+    return rc;
 }
 
 int s3_copy_object(struct s3client *c, const char *src_bucket, const char *src_key,
                    const char *dst_bucket, const char *dst_key, const struct s3_copy_options *opts,
                    struct s3_put_result *result, struct s3_error *err)
 {
-    char *enc_key = aws_uri_encode(src_key, strlen(src_key), true);
-    char *source = NULL;
-    if (!enc_key || asprintf(&source, "/%s/%s", src_bucket, enc_key) < 0) {
-        free(enc_key);
+    char *source = s3_copy_source(src_bucket, src_key);
+    if (!source) {
         s3_error_set(err, 0, "OutOfMemory", false, "CopyObject: out of memory");
         return -1;
     }
-    free(enc_key);
     bool replace = opts && opts->replace_metadata;
     struct headers h = {0};
     headers_add(&h, "x-amz-copy-source", source);
@@ -361,21 +403,14 @@ int s3_copy_object(struct s3client *c, const char *src_bucket, const char *src_k
             .method = "PUT", .headers = h.list, .header_count = h.count, .idempotent = true};
         struct aws_response resp;
         rc = s3_perform(c, &t, &req, &resp, err);
-        /* A copy can fail after the 200 status line: the error is then in the body. */
-        struct copy_result r = {0};
-        if (rc == 0 && (xml_walk(resp.body, resp.body_len, copy_end, &r) != 0 || r.is_error)) {
-            s3_error_from_response(&resp, t.what, err);
-            if (err && !r.is_error)
-                s3_error_set(err, resp.status, "BadResponse", true,
-                             "%s: the answer is not valid XML", t.what);
-            rc = -1;
-        }
+        char etag[128];
+        if (rc == 0)
+            rc = s3_copy_answer(&resp, "CopyObjectResult", t.what, etag, sizeof(etag), err);
         if (rc == 0 && result) {
-            s3_copy_etag(result->etag, sizeof(result->etag), r.etag);
+            snprintf(result->etag, sizeof(result->etag), "%s", etag);
             const char *v = aws_response_header(&resp, "x-amz-version-id");
             snprintf(result->version_id, sizeof(result->version_id), "%s", v ? v : "");
         }
-        free(r.etag);
         aws_response_clear(&resp);
         s3_target_clear(&t);
     }

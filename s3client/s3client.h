@@ -279,12 +279,30 @@ struct s3_copy_options {
     bool replace_metadata;
     const struct s3_put_options *put;
     const char *if_match; /* copy only if the source still has this ETag */
+    /* s3_copy only. multipart_threshold: copies of objects from this size use UploadPartCopy;
+     * 0 = 5 GiB (larger objects always do). part_size: 0 = 512 MiB, minimum 5 MiB. */
+    uint64_t multipart_threshold;
+    uint64_t part_size;
 };
 
 /* Server-side copy (up to 5 GiB in one request). */
 int s3_copy_object(struct s3client *c, const char *src_bucket, const char *src_key,
                    const char *dst_bucket, const char *dst_key, const struct s3_copy_options *opts,
                    struct s3_put_result *result, struct s3_error *err);
+
+/* Server-side copy of any size. HEADs the source (size, ETag, content type, Cache-Control, user
+ * metadata), fails with PreconditionFailed (412) at once if opts->if_match is given and differs,
+ * then copies with one CopyObject below opts->multipart_threshold (at most 5 GiB) and otherwise
+ * with a multipart upload whose parts are UploadPartCopy requests, client->multipart_parallel at
+ * a time, aborting the upload on any failure. The multipart upload takes the source's content
+ * type, Cache-Control and user metadata, or opts->put's with replace_metadata; SSE comes from
+ * opts->put. Other headers of the source (Content-Encoding, Content-Disposition, tags, ACLs)
+ * are not carried over on the multipart path. Every request carries the HEAD's ETag as
+ * x-amz-copy-source-if-match, so a source that changes during the copy fails it instead of
+ * mixing two versions (where the server honours that header). opts may be NULL. */
+int s3_copy(struct s3client *c, const char *src_bucket, const char *src_key, const char *dst_bucket,
+            const char *dst_key, const struct s3_copy_options *opts, struct s3_put_result *result,
+            struct s3_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Listings                                                                                     */
@@ -339,6 +357,12 @@ int s3_multipart_create(struct s3client *c, const char *bucket, const char *key,
 int s3_multipart_upload_part(struct s3client *c, const char *bucket, const char *key,
                              const char *upload_id, int part_number, const struct s3_body *body,
                              struct s3_part *part, struct s3_error *err);
+/* UploadPartCopy: bytes first..last (inclusive) of src_bucket/src_key become part part_number.
+ * if_match (may be NULL) is the ETag the source must still have (else PreconditionFailed). */
+int s3_multipart_upload_part_copy(struct s3client *c, const char *bucket, const char *key,
+                                  const char *upload_id, int part_number, const char *src_bucket,
+                                  const char *src_key, uint64_t first, uint64_t last,
+                                  const char *if_match, struct s3_part *part, struct s3_error *err);
 int s3_multipart_complete(struct s3client *c, const char *bucket, const char *key,
                           const char *upload_id, const struct s3_part *parts, size_t count,
                           struct s3_put_result *result, struct s3_error *err);

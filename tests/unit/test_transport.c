@@ -560,6 +560,153 @@ static void failed_multipart_upload_is_aborted(void **state)
     assert_non_null(strstr(s.heads[2], "delete /b/big?uploadid=upload-7 http/1.1"));
 }
 
+/* s3_copy's multipart path against a scripted server: a 12 MiB + 1 source (the size comes
+ * from Content-Range: the scripted server always sends Content-Length of its body) copied in
+ * 5 MiB parts, one at a time. */
+#define COPY_SOURCE_HEAD(etag)                                                                     \
+    {                                                                                              \
+        ANSWER, 200,                                                                               \
+            "ETag: \"" etag "\"\r\nContent-Range: bytes 0-0/12582913\r\n"                          \
+            "Content-Type: image/jpeg\r\nCache-Control: max-age=60\r\n"                            \
+            "x-amz-meta-origin: camera\r\n",                                                       \
+            NULL                                                                                   \
+    }
+#define COPY_CREATE                                                                                \
+    {                                                                                              \
+        ANSWER, 200, NULL,                                                                         \
+            "<InitiateMultipartUploadResult><Bucket>dst</Bucket><Key>big copy</Key>"               \
+            "<UploadId>u-1</UploadId></InitiateMultipartUploadResult>"                             \
+    }
+#define COPY_PART(etag)                                                                            \
+    {                                                                                              \
+        ANSWER, 200, NULL,                                                                         \
+            "<CopyPartResult><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>" etag     \
+            "</ETag></CopyPartResult>"                                                             \
+    }
+
+static struct s3client *copy_client(const struct server *s)
+{
+    char endpoint[64];
+    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", s->port);
+    struct s3client_options o = {.endpoint = endpoint,
+                                 .region = "us-east-1",
+                                 .path_style = true,
+                                 .credentials = aws_credentials_static,
+                                 .credentials_ctx = &test_creds,
+                                 .max_attempts = 1,
+                                 .multipart_parallel = 1};
+    struct s3_error err;
+    struct s3client *c = s3client_new(&o, &err);
+    assert_non_null(c);
+    return c;
+}
+
+static const struct s3_copy_options big_copy = {.multipart_threshold = 5u << 20,
+                                                .part_size = 5u << 20};
+
+static void s3_copy_parts_carry_range_and_if_match(void **state)
+{
+    (void)state;
+    static const struct step script[] = {
+        COPY_SOURCE_HEAD("aaa"),
+        COPY_CREATE,
+        COPY_PART("0123456789abcdef0123456789abcdef"), /* radosgw: no quotes */
+        COPY_PART("\"00112233445566778899aabbccddeeff\""),
+        COPY_PART("ffeeddccbbaa99887766554433221100"),
+        COPY_SOURCE_HEAD("aaa"),
+        {ANSWER, 200, NULL,
+         "<CompleteMultipartUploadResult><Bucket>dst</Bucket><Key>big copy</Key><ETag></ETag>"
+         "</CompleteMultipartUploadResult>"}};
+    struct server s;
+    server_start(&s, script, 7);
+    struct s3client *c = copy_client(&s);
+    struct s3_put_options po = {.sse = "AES256"}; /* only its SSE counts without REPLACE */
+    struct s3_copy_options co = big_copy;
+    co.put = &po;
+    struct s3_put_result pr;
+    struct s3_error err;
+    if (s3_copy(c, "src", "a+b/c.jpg", "dst", "big copy", &co, &pr, &err) != 0)
+        fail_msg("%s", err.message);
+    /* Computed as S3 does, since the server left <ETag> empty. */
+    assert_non_null(strstr(pr.etag, "-3"));
+    assert_int_equal(strlen(pr.etag), 34);
+    s3client_free(c);
+    server_stop(&s);
+    assert_int_equal(s.served, 7);
+
+    assert_non_null(strstr(s.heads[0], "head /src/a%2bb/c.jpg http/1.1"));
+    const char *h = s.heads[1];
+    assert_non_null(strstr(h, "post /dst/big%20copy?uploads= http/1.1"));
+    assert_non_null(strstr(h, "\r\ncontent-type: image/jpeg\r\n"));
+    assert_non_null(strstr(h, "\r\ncache-control: max-age=60\r\n"));
+    assert_non_null(strstr(h, "\r\nx-amz-meta-origin: camera\r\n"));
+    assert_non_null(strstr(h, "\r\nx-amz-server-side-encryption: aes256\r\n"));
+    static const char *ranges[] = {"bytes=0-5242879", "bytes=5242880-10485759",
+                                   "bytes=10485760-12582912"};
+    for (int i = 0; i < 3; i++) {
+        h = s.heads[2 + i];
+        char line[128];
+        snprintf(line, sizeof(line), "put /dst/big%%20copy?partnumber=%d&uploadid=u-1 http/1.1",
+                 i + 1);
+        assert_non_null(strstr(h, line));
+        assert_non_null(strstr(h, "\r\nx-amz-copy-source: /src/a%2bb/c.jpg\r\n"));
+        snprintf(line, sizeof(line), "\r\nx-amz-copy-source-range: %s\r\n", ranges[i]);
+        assert_non_null(strstr(h, line));
+        assert_non_null(strstr(h, "\r\nx-amz-copy-source-if-match: aaa\r\n"));
+    }
+    assert_non_null(strstr(s.heads[5], "head /src/a%2bb/c.jpg http/1.1"));
+    assert_non_null(strstr(s.heads[6], "post /dst/big%20copy?uploadid=u-1 http/1.1"));
+}
+
+static void s3_copy_source_changed_is_aborted(void **state)
+{
+    (void)state;
+    static const struct step script[] = {COPY_SOURCE_HEAD("aaa"),
+                                         COPY_CREATE,
+                                         COPY_PART("0123456789abcdef0123456789abcdef"),
+                                         COPY_PART("0123456789abcdef0123456789abcdef"),
+                                         COPY_PART("0123456789abcdef0123456789abcdef"),
+                                         COPY_SOURCE_HEAD("bbb"),
+                                         {ANSWER, 204, NULL, NULL}};
+    struct server s;
+    server_start(&s, script, 7);
+    struct s3client *c = copy_client(&s);
+    struct s3_error err;
+    assert_int_equal(s3_copy(c, "src", "k", "dst", "big copy", &big_copy, NULL, &err), -1);
+    assert_int_equal(err.http_status, 412);
+    assert_string_equal(err.code, "PreconditionFailed");
+    assert_non_null(strstr(err.message, "changed"));
+    s3client_free(c);
+    server_stop(&s);
+    assert_int_equal(s.served, 7);
+    assert_non_null(strstr(s.heads[6], "delete /dst/big%20copy?uploadid=u-1 http/1.1"));
+}
+
+static void s3_copy_part_error_after_200_is_aborted(void **state)
+{
+    (void)state;
+    static const struct step script[] = {
+        COPY_SOURCE_HEAD("aaa"),
+        COPY_CREATE,
+        COPY_PART("0123456789abcdef0123456789abcdef"),
+        {ANSWER, 200, NULL,
+         "<?xml version=\"1.0\"?><Error><Code>InternalError</Code><Message>We encountered an "
+         "internal error.</Message></Error>"},
+        {ANSWER, 204, NULL, NULL}};
+    struct server s;
+    server_start(&s, script, 5);
+    struct s3client *c = copy_client(&s);
+    struct s3_error err;
+    assert_int_equal(s3_copy(c, "src", "k", "dst", "big copy", &big_copy, NULL, &err), -1);
+    assert_string_equal(err.code, "InternalError"); /* the part's error, not the abort's */
+    assert_true(err.retryable);
+    assert_non_null(strstr(err.message, "UploadPartCopy 2"));
+    s3client_free(c);
+    server_stop(&s);
+    assert_int_equal(s.served, 5);
+    assert_non_null(strstr(s.heads[4], "delete /dst/big%20copy?uploadid=u-1 http/1.1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +724,9 @@ int main(void)
         cmocka_unit_test(virtual_hosted_addressing),
         cmocka_unit_test(bad_options_are_refused),
         cmocka_unit_test(failed_multipart_upload_is_aborted),
+        cmocka_unit_test(s3_copy_parts_carry_range_and_if_match),
+        cmocka_unit_test(s3_copy_source_changed_is_aborted),
+        cmocka_unit_test(s3_copy_part_error_after_200_is_aborted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
