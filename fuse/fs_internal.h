@@ -1,0 +1,88 @@
+/* Private to fuse/: paths and keys, the metadata caches, remote readers. */
+#ifndef S3IMGFS_FS_INTERNAL_H
+#define S3IMGFS_FS_INTERNAL_H
+
+#include "fs.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+/* ---- paths.c: the one mapping of paths to keys ---- */
+
+enum fs_area { AREA_SOURCE, AREA_RESIZED };
+
+struct fs_path {
+    enum fs_area area;
+    const char *bucket;
+    char *key;    /* the path as an object key: "<prefix>a/b.jpg"; for an area's root, "" */
+    char *prefix; /* the path as a folder: "<prefix>a/b.jpg/", or the area's prefix */
+    bool is_root; /* "/" or "/<resized_dir>" */
+};
+
+/* Returns 0, or -ENAMETOOLONG / -ENOMEM / -EINVAL (a name S3 cannot hold). */
+int fs_path_parse(const struct config *cfg, const char *path, struct fs_path *out);
+void fs_path_clear(struct fs_path *p);
+
+/* ---- cache.c: attributes, negative entries and folder listings, with TTLs ---- */
+
+struct fs_attr {
+    bool exists;
+    bool is_dir;
+    uint64_t size;
+    struct timespec mtime;
+};
+
+struct fs_listing_entry {
+    char *name; /* without trailing '/' */
+    struct fs_attr attr;
+};
+
+struct fs_listing {
+    struct fs_listing_entry *entries; /* sorted by name */
+    size_t count;
+};
+
+struct fs_cache;
+struct fs_cache *fs_cache_new(unsigned attr_ttl, unsigned list_ttl, unsigned negative_ttl);
+void fs_cache_free(struct fs_cache *c);
+
+/* `id` is bucket + "\n" + key. */
+bool fs_cache_get_attr(struct fs_cache *c, const char *id, struct fs_attr *out);
+void fs_cache_put_attr(struct fs_cache *c, const char *id, const struct fs_attr *attr);
+/* A fresh listing of folder `id` (bucket + "\n" + prefix): a copy into *out (free with
+ * fs_listing_clear); false when none. */
+bool fs_cache_get_listing(struct fs_cache *c, const char *id, struct fs_listing *out);
+/* Looks up `name` in a fresh listing of `dir_id`: 1 found (attr filled), 0 absent, -1 no
+ * fresh listing. */
+int fs_cache_lookup_in_listing(struct fs_cache *c, const char *dir_id, const char *name,
+                               struct fs_attr *attr);
+/* Takes ownership of *listing. */
+void fs_cache_put_listing(struct fs_cache *c, const char *id, struct fs_listing *listing);
+/* Forgets the attribute of the key and the listings of its folder and the folders above. */
+void fs_cache_forget(struct fs_cache *c, const char *bucket, const char *key);
+void fs_cache_forget_listing(struct fs_cache *c, const char *id);
+void fs_listing_clear(struct fs_listing *l);
+
+/* ---- reader.c: sequential reads of an object with growing read-ahead ---- */
+
+struct fs_reader;
+struct fs_reader *fs_reader_new(struct s3client *s3, const char *bucket, const char *key,
+                                uint64_t size, size_t max_window);
+/* Returns bytes read (0 at the end) or -errno. */
+int fs_reader_read(struct fs_reader *r, char *buf, size_t len, uint64_t offset);
+void fs_reader_free(struct fs_reader *r);
+
+/* ---- fs.c ---- */
+
+struct fs {
+    const struct config *cfg;
+    struct s3client *s3;
+    struct gateway *gw;
+    struct fs_cache *cache;
+    uid_t uid;
+    gid_t gid;
+};
+
+#endif

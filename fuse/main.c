@@ -1,0 +1,257 @@
+/* s3imgfs: mount the source bucket; files written to it are uploaded, resized and shown under
+ * <resized_dir>/. See docs/s3imgfs.md (and `s3imgfs --help`). */
+#include "fs.h"
+
+#include "log.h"
+#include "resize.h"
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 2
+
+struct options {
+    const char *config;
+    const char **overrides;
+    size_t override_count;
+    int help, version;
+};
+
+static const struct fuse_opt option_spec[] = {{"config=%s", offsetof(struct options, config), 0},
+                                              {"-h", offsetof(struct options, help), 1},
+                                              {"--help", offsetof(struct options, help), 1},
+                                              {"-V", offsetof(struct options, version), 1},
+                                              {"--version", offsetof(struct options, version), 1},
+                                              FUSE_OPT_END};
+
+/* "section.key=value" with a known section is ours (a config override); anything else goes to
+ * FUSE (allow_other, ...). */
+static int take_option(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+    (void)outargs;
+    struct options *o = data;
+    if (key != FUSE_OPT_KEY_OPT)
+        return 1;
+    const char *dot = strchr(arg, '.'), *eq = strchr(arg, '=');
+    if (!dot || !eq || dot > eq)
+        return 1;
+    for (size_t i = 0; conf_section_at(i); i++) {
+        const char *s = conf_section_at(i);
+        if (strlen(s) == (size_t)(dot - arg) && strncmp(arg, s, (size_t)(dot - arg)) == 0) {
+            const char **list = realloc(o->overrides, (o->override_count + 1) * sizeof(*list));
+            if (!list)
+                return -1;
+            o->overrides = list;
+            o->overrides[o->override_count++] = arg; /* argv outlives the parse */
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: s3imgfs [options] MOUNTPOINT\n"
+            "Mounts the source bucket; files written are uploaded once closed, images are\n"
+            "resized into the destination bucket, shown under MOUNTPOINT/resized/.\n"
+            "Unmount with: fusermount3 -u MOUNTPOINT\n"
+            "\n"
+            "  -o config=FILE          the configuration (default ~/.config/s3imgfs/config.ini)\n"
+            "  -o SECTION.KEY=VALUE    a setting of the configuration (docs/config.md), e.g.\n"
+            "                          -o gateway.upload_workers=16,log.level=debug\n"
+            "  -f                      stay in the foreground, log to stderr\n"
+            "  -d                      debug: foreground, log level debug, FUSE requests\n"
+            "  -s                      one FUSE thread\n"
+            "  -o allow_other, ...     FUSE mount options (mount.fuse3(8))\n"
+            "  -h, --help              this text\n"
+            "  -V, --version           the version\n");
+}
+
+static struct s3client *make_client(const struct config *cfg, bool verbose, struct s3_error *err)
+{
+    struct s3client_options o = {
+        .endpoint = cfg->s3.endpoint,
+        .region = cfg->s3.region,
+        .path_style = cfg->s3.path_style,
+        .ca_file = cfg->s3.ca_file[0] ? cfg->s3.ca_file : NULL,
+        .credentials = conf_credentials_provider,
+        .credentials_ctx = cfg->credentials,
+        .multipart_threshold = (uint64_t)cfg->gateway.multipart_threshold_mb << 20,
+        .multipart_part_size = (uint64_t)cfg->gateway.part_size_mb << 20,
+        .multipart_parallel = cfg->gateway.part_parallel,
+        .verbose = verbose,
+    };
+    return s3client_new(&o, err);
+}
+
+/* The buckets must exist and the credentials work before anything is mounted. */
+static int check_buckets(const struct config *cfg, struct s3client *s3)
+{
+    const char *buckets[] = {cfg->s3.source_bucket, cfg->s3.destination_bucket};
+    const char *keys[] = {"source_bucket", "destination_bucket"};
+    for (int i = 0; i < 2; i++) {
+        if (i == 1 && cfg->resize.mode == CONF_RESIZE_OFF)
+            break;
+        if (!buckets[i][0]) {
+            fprintf(stderr, "s3imgfs: [s3] %s is not set (docs/config.md)\n", keys[i]);
+            return -1;
+        }
+        struct s3_error err = {0};
+        if (s3_head_bucket(s3, buckets[i], &err) != 0) {
+            fprintf(stderr, "s3imgfs: [s3] %s = %s: %s\n", keys[i], buckets[i], err.message);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+struct program {
+    struct options opts;
+    struct fuse_cmdline_opts cmd;
+    struct config *cfg;
+    struct s3client *s3;
+    struct fs *fs;
+    struct gateway *gw;
+    struct fuse *fuse;
+};
+
+static int load_config(struct program *p)
+{
+    struct conf_options co = {.path = p->opts.config,
+                              .overrides = p->opts.overrides,
+                              .override_count = p->opts.override_count};
+    struct s3_error err = {0};
+    p->cfg = conf_load(&co, &err);
+    if (!p->cfg) {
+        fprintf(stderr, "s3imgfs: %s\n", err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int prepare(struct program *p)
+{
+    struct s3_error err = {0};
+    p->s3 = make_client(p->cfg, false, &err);
+    if (!p->s3) {
+        fprintf(stderr, "s3imgfs: %s\n", err.message);
+        return -1;
+    }
+    if (check_buckets(p->cfg, p->s3) != 0)
+        return -1;
+    p->fs = fs_new(p->cfg, p->s3);
+    struct gateway_options go = {p->cfg, p->s3, fs_key_changed, p->fs};
+    if (!p->fs || !(p->gw = gateway_new(&go, &err))) {
+        fprintf(stderr, "s3imgfs: %s\n", p->fs ? err.message : "out of memory");
+        return -1;
+    }
+    fs_set_gateway(p->fs, p->gw);
+    return 0;
+}
+
+/* After daemonizing: threads may start now. */
+static int start_workers(struct program *p)
+{
+    if (p->cfg->resize.mode == CONF_RESIZE_LOCAL) {
+        struct resize_error rerr;
+        unsigned cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned per = cpus / p->cfg->gateway.resize_workers;
+        if (resize_global_init(per ? per : 1, &rerr) != 0) {
+            log_error("cannot start the resize engine: %s", rerr.reason);
+            return -1;
+        }
+    }
+    struct s3_error err = {0};
+    if (gateway_start(p->gw, &err) != 0) {
+        log_error("cannot start the workers: %s", err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int run(struct program *p, struct fuse_args *args)
+{
+    p->fuse = fuse_new(args, fs_operations(), sizeof(struct fuse_operations), p->fs);
+    if (!p->fuse)
+        return 1;
+    if (fuse_mount(p->fuse, p->cmd.mountpoint) != 0)
+        return 1;
+    int rc = 1;
+    struct fuse_session *se = fuse_get_session(p->fuse);
+    if (fuse_daemonize(p->cmd.foreground) != 0 || fuse_set_signal_handlers(se) != 0)
+        goto unmount;
+    log_setup(p->cmd.debug ? LOG_LEVEL_DEBUG : (enum log_level)p->cfg->log.level,
+              !p->cmd.foreground, "s3imgfs");
+    if (start_workers(p) != 0)
+        goto signals;
+    log_info("mounted s3://%s/%s on %s", p->cfg->s3.source_bucket, p->cfg->s3.source_prefix,
+             p->cmd.mountpoint);
+    if (p->cmd.singlethread) {
+        rc = fuse_loop(p->fuse) == 0 ? 0 : 1;
+    } else {
+        struct fuse_loop_config *lc = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(lc, p->cmd.clone_fd);
+        fuse_loop_cfg_set_max_threads(lc, 32);
+        if (p->cmd.max_idle_threads <= 1000) /* else: not given */
+            fuse_loop_cfg_set_idle_threads(lc, p->cmd.max_idle_threads);
+        rc = fuse_loop_mt(p->fuse, lc) == 0 ? 0 : 1;
+        fuse_loop_cfg_destroy(lc);
+    }
+    log_info("unmounting %s", p->cmd.mountpoint);
+  signals:
+    fuse_remove_signal_handlers(se);
+unmount:
+    fuse_unmount(p->fuse);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct program p = {0};
+    int rc = EXIT_USAGE;
+    if (fuse_opt_parse(&args, &p.opts, option_spec, take_option) != 0)
+        goto out;
+    if (p.opts.help || p.opts.version) {
+        if (p.opts.help)
+            usage(stdout);
+        else
+            printf("s3imgfs %s (libfuse %s)\n", S3IMGFS_VERSION, fuse_pkgversion());
+        rc = 0;
+        goto out;
+    }
+    if (fuse_parse_cmdline(&args, &p.cmd) != 0)
+        goto out;
+    if (!p.cmd.mountpoint) {
+        fprintf(stderr, "s3imgfs: no mountpoint given (s3imgfs --help)\n");
+        goto out;
+    }
+    if (p.cmd.debug) {
+        p.cmd.foreground = 1;
+        fuse_opt_add_arg(&args, "-d");
+    }
+    if (load_config(&p) != 0)
+        goto out;
+    rc = 1;
+    if (prepare(&p) == 0)
+        rc = run(&p, &args);
+out:
+    if (p.fuse)
+        fuse_destroy(p.fuse);
+    gateway_free(p.gw);
+    fs_free(p.fs);
+    s3client_free(p.s3);
+    if (p.cfg && p.cfg->resize.mode == CONF_RESIZE_LOCAL && rc != EXIT_USAGE)
+        resize_global_shutdown();
+    conf_free(p.cfg);
+    free(p.cmd.mountpoint);
+    free(p.opts.overrides);
+    fuse_opt_free_args(&args);
+    return rc;
+}

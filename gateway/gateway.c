@@ -1,0 +1,803 @@
+/* The entries: which keys have local data, in which state, and who holds them. */
+#include "gateway_internal.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FINISHED_KEPT 10000 /* finished entries remembered for their status attribute */
+
+/* ------------------------------------------------------------------------------------------ */
+/* The table                                                                                    */
+
+static size_t hash_key(const char *key, size_t size)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (size_t)(h & (size - 1));
+}
+
+struct gw_entry *gw_find(struct gateway *gw, const char *key)
+{
+    for (struct gw_entry *e = gw->table[hash_key(key, gw->table_size)]; e; e = e->hash_next)
+        if (strcmp(e->key, key) == 0)
+            return e;
+    return NULL;
+}
+
+static void table_insert(struct gateway *gw, struct gw_entry *e)
+{
+    if (gw->entry_count + 1 > gw->table_size) {
+        size_t size = gw->table_size * 2;
+        struct gw_entry **t = calloc(size, sizeof(*t));
+        if (t) {
+            for (size_t i = 0; i < gw->table_size; i++)
+                for (struct gw_entry *x = gw->table[i], *next; x; x = next) {
+                    next = x->hash_next;
+                    size_t h = hash_key(x->key, size);
+                    x->hash_next = t[h];
+                    t[h] = x;
+                }
+            free(gw->table);
+            gw->table = t;
+            gw->table_size = size;
+        }
+    }
+    size_t h = hash_key(e->key, gw->table_size);
+    e->hash_next = gw->table[h];
+    gw->table[h] = e;
+    gw->entry_count++;
+}
+
+static void table_remove(struct gateway *gw, struct gw_entry *e)
+{
+    for (struct gw_entry **p = &gw->table[hash_key(e->key, gw->table_size)]; *p;
+         p = &(*p)->hash_next)
+        if (*p == e) {
+            *p = e->hash_next;
+            gw->entry_count--;
+            return;
+        }
+}
+
+static void done_list_remove(struct gateway *gw, struct gw_entry *e)
+{
+    struct gw_entry *prev = NULL;
+    for (struct gw_entry *x = gw->done_head; x; prev = x, x = x->done_next)
+        if (x == e) {
+            if (prev)
+                prev->done_next = x->done_next;
+            else
+                gw->done_head = x->done_next;
+            if (gw->done_tail == x)
+                gw->done_tail = prev;
+            gw->done_count--;
+            e->done_next = NULL;
+            return;
+        }
+}
+
+static void entry_free(struct gw_entry *e)
+{
+    free(e->key);
+    free(e->reason);
+    free(e->format);
+    free(e->renditions);
+    free(e);
+}
+
+static bool entry_in_use(const struct gw_entry *e)
+{
+    return e->refs > 0 || e->busy || e->data || e->base;
+}
+
+/* Removes `e` from the table; it is freed now or by whoever holds it last. */
+static void entry_unlink(struct gateway *gw, struct gw_entry *e)
+{
+    table_remove(gw, e);
+    done_list_remove(gw, e);
+    e->unlinked = true;
+    if (!entry_in_use(e))
+        entry_free(e);
+}
+
+void gw_entry_release(struct gateway *gw, struct gw_entry *e)
+{
+    e->refs--;
+    if (e->unlinked && !entry_in_use(e))
+        entry_free(e);
+    (void)gw;
+}
+
+static struct gw_entry *entry_new(struct gateway *gw, const char *key, mode_t mode)
+{
+    struct gw_entry *e = calloc(1, sizeof(*e));
+    if (!e || !(e->key = strdup(key))) {
+        free(e);
+        return NULL;
+    }
+    e->mode = mode & 07777;
+    clock_gettime(CLOCK_REALTIME, &e->mtime);
+    table_insert(gw, e);
+    return e;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Data versions                                                                                */
+
+static struct gw_data *data_new(struct gateway *gw, int *err)
+{
+    struct gw_data *d = calloc(1, sizeof(*d));
+    if (!d) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    d->fd = spool_create(gw->spool, &d->id);
+    if (d->fd < 0) {
+        *err = d->fd;
+        free(d);
+        return NULL;
+    }
+    d->refs = 1;
+    return d;
+}
+
+void gw_data_put(struct gateway *gw, struct gw_data *d)
+{
+    if (!d || --d->refs > 0)
+        return;
+    if (d->obsolete)
+        spool_remove(gw->spool, d->id);
+    close(d->fd);
+    free(d);
+}
+
+static void data_drop(struct gateway *gw, struct gw_data *d)
+{
+    if (!d)
+        return;
+    d->obsolete = true;
+    gw_data_put(gw, d);
+}
+
+static int copy_data(int from, int to)
+{
+    struct stat st;
+    if (fstat(from, &st) != 0)
+        return -errno;
+    loff_t in = 0, out = 0;
+    while (in < st.st_size) {
+        ssize_t n = copy_file_range(from, &in, to, &out, (size_t)(st.st_size - in), 0);
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* States                                                                                       */
+
+void gw_changed(struct gateway *gw, const char *key)
+{
+    if (gw->on_changed)
+        gw->on_changed(gw->on_changed_ctx, key);
+}
+
+void gw_record(struct gateway *gw, struct gw_entry *e)
+{
+    if (!e->data || !e->data->committed)
+        return;
+    struct spool_record rec = {.id = e->data->id,
+                               .seq = e->seq,
+                               .key = e->key,
+                               .state = e->state,
+                               .mode = e->mode,
+                               .mtime = e->mtime};
+    int rc = spool_write_record(gw->spool, &rec, false);
+    if (rc != 0)
+        log_warn("%s: cannot update the journal: %s", e->key, strerror(-rc));
+}
+
+static void keep_finished(struct gateway *gw, struct gw_entry *e)
+{
+    done_list_remove(gw, e);
+    if (gw->done_tail)
+        gw->done_tail->done_next = e;
+    else
+        gw->done_head = e;
+    gw->done_tail = e;
+    gw->done_count++;
+    while (gw->done_count > FINISHED_KEPT) {
+        struct gw_entry *old = gw->done_head;
+        done_list_remove(gw, old);
+        if (!entry_in_use(old)) {
+            table_remove(gw, old);
+            entry_free(old);
+        }
+    }
+}
+
+void gw_finish(struct gateway *gw, struct gw_entry *e, enum gw_state final)
+{
+    e->state = final;
+    free(e->reason);
+    e->reason = NULL;
+    data_drop(gw, e->data);
+    e->data = NULL;
+    keep_finished(gw, e);
+}
+
+void gw_set_failed(struct gateway *gw, struct gw_entry *e, const char *fmt, ...)
+{
+    char reason[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    free(e->reason);
+    e->reason = strdup(reason);
+    e->state = GW_FAILED;
+    gw->stats.failures++;
+    gw_record(gw, e);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Life                                                                                         */
+
+static void recover_record(void *ctx, struct spool_record *rec, int fd)
+{
+    struct gateway *gw = ctx;
+    struct gw_entry *e = gw_find(gw, rec->key);
+    if (e && e->seq > rec->seq) { /* an older version of a key written again */
+        close(fd);
+        spool_remove(gw->spool, rec->id);
+        return;
+    }
+    if (!e && !(e = entry_new(gw, rec->key, rec->mode))) {
+        close(fd);
+        return;
+    }
+    struct gw_data *d = calloc(1, sizeof(*d));
+    if (!d) {
+        close(fd);
+        return;
+    }
+    *d = (struct gw_data){.id = rec->id, .fd = fd, .refs = 1, .committed = true};
+    data_drop(gw, e->data);
+    e->data = d;
+    e->seq = rec->seq;
+    e->mode = rec->mode;
+    e->mtime = rec->mtime;
+    if (rec->seq >= gw->next_seq)
+        gw->next_seq = rec->seq + 1;
+    switch (rec->state) {
+    case GW_UPLOADED:
+    case GW_RESIZING:
+        e->state = GW_UPLOADED;
+        break;
+    case GW_HELD:
+        e->state = GW_HELD;
+        e->hold_until = time(NULL) + (time_t)gw->cfg->gateway.temp_hold_seconds;
+        break;
+    default: /* pending, uploading, failed: try again */
+        e->state = GW_PENDING;
+        break;
+    }
+}
+
+struct gateway *gateway_new(const struct gateway_options *opts, struct s3_error *err)
+{
+    struct gateway *gw = calloc(1, sizeof(*gw));
+    if (!gw) {
+        s3_error_set(err, 0, "OutOfMemory", false, "out of memory");
+        return NULL;
+    }
+    gw->cfg = opts->cfg;
+    gw->s3 = opts->s3;
+    gw->on_changed = opts->on_changed;
+    gw->on_changed_ctx = opts->on_changed_ctx;
+    gw->next_seq = 1;
+    pthread_mutex_init(&gw->lock, NULL);
+    pthread_cond_init(&gw->tasks_cond, NULL);
+    pthread_cond_init(&gw->hold_cond, NULL);
+    gw_queue_init(&gw->flush_q);
+    gw_queue_init(&gw->upload_q);
+    gw_queue_init(&gw->resize_q);
+    gw->table_size = 4096;
+    gw->table = calloc(gw->table_size, sizeof(*gw->table));
+    if (!gw->table) {
+        s3_error_set(err, 0, "OutOfMemory", false, "out of memory");
+        gateway_free(gw);
+        return NULL;
+    }
+    gw->spool = spool_open(opts->cfg->gateway.cache_dir, err);
+    if (!gw->spool || spool_scan(gw->spool, recover_record, gw, err) != 0) {
+        gateway_free(gw);
+        return NULL;
+    }
+    return gw;
+}
+
+int gateway_start(struct gateway *gw, struct s3_error *err)
+{
+    pthread_mutex_lock(&gw->lock);
+    size_t resumed = 0;
+    for (size_t i = 0; i < gw->table_size; i++)
+        for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
+            if (e->state == GW_PENDING)
+                gw_queue_push(&gw->upload_q, e);
+            else if (e->state == GW_UPLOADED)
+                gw_queue_push(&gw->resize_q, e);
+            else
+                continue;
+            e->refs++;
+            resumed++;
+        }
+    pthread_mutex_unlock(&gw->lock);
+    if (resumed)
+        log_info("resuming %zu file%s found in the spool", resumed, resumed == 1 ? "" : "s");
+    return gw_workers_start(gw, err);
+}
+
+void gateway_free(struct gateway *gw)
+{
+    if (!gw)
+        return;
+    gw_workers_stop(gw);
+    for (size_t i = 0; gw->table && i < gw->table_size; i++)
+        for (struct gw_entry *e = gw->table[i], *next; e; e = next) {
+            next = e->hash_next;
+            if (e->data) {
+                e->data->obsolete = !e->data->committed || e->state == GW_LOCAL_ONLY;
+                gw_data_put(gw, e->data);
+            }
+            gw_data_put(gw, e->base);
+            entry_free(e);
+        }
+    while (gw->tasks) {
+        struct gw_task *t = gw->tasks;
+        gw->tasks = t->next;
+        free(t->from);
+        free(t->to);
+        free(t);
+    }
+    gw_queue_destroy(&gw->flush_q);
+    gw_queue_destroy(&gw->upload_q);
+    gw_queue_destroy(&gw->resize_q);
+    free(gw->table);
+    spool_close(gw->spool);
+    pthread_cond_destroy(&gw->tasks_cond);
+    pthread_cond_destroy(&gw->hold_cond);
+    pthread_mutex_destroy(&gw->lock);
+    free(gw);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Files                                                                                        */
+
+static struct gw_file *file_new(struct gw_entry *e, struct gw_data *d, bool writer)
+{
+    struct gw_file *f = malloc(sizeof(*f));
+    if (!f)
+        return NULL;
+    *f = (struct gw_file){e, d, writer};
+    e->refs++;
+    d->refs++;
+    if (writer)
+        e->writers++;
+    return f;
+}
+
+/* The object's current bytes into a new data file (unlocked: network). */
+static int download_into(struct gateway *gw, const char *key, int fd, struct s3_error *err)
+{
+    if (s3_get_object_fd(gw->s3, gw->cfg->s3.source_bucket, key, NULL, fd, 0, NULL, err) == 0)
+        return 0;
+    if (strcmp(err->code, "NoSuchKey") == 0) {
+        s3_error_clear(err);
+        return ftruncate(fd, 0) == 0 ? 0 : -errno;
+    }
+    return -EIO;
+}
+
+/* A writable version of e's data: the one being written, or a new one (a copy of the committed
+ * version unless truncating). Committed versions never change (a worker may be sending one);
+ * the committed version stays in the spool as e->base until the new one commits, so a crash
+ * meanwhile still has it. With the lock held. */
+static int writable_data(struct gateway *gw, struct gw_entry *e, bool truncate)
+{
+    if (e->data && !e->data->committed)
+        return truncate && ftruncate(e->data->fd, 0) != 0 ? -errno : 0;
+    int rc = 0;
+    struct gw_data *d = data_new(gw, &rc);
+    if (!d)
+        return rc;
+    if (e->data && !truncate && (rc = copy_data(e->data->fd, d->fd)) != 0) {
+        data_drop(gw, d);
+        return rc;
+    }
+    if (e->data) {
+        data_drop(gw, e->base);
+        e->base = e->data;
+    }
+    e->data = d;
+    return 0;
+}
+
+int gateway_open_write(struct gateway *gw, const char *key, bool truncate, mode_t mode,
+                       struct gw_file **out, struct s3_error *err)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, key);
+    bool fetch = false;
+    if (!e) {
+        e = entry_new(gw, key, mode);
+        fetch = !truncate;
+    } else if (!e->data && !truncate) {
+        fetch = true;
+    }
+    int rc = e ? writable_data(gw, e, truncate || fetch) : -ENOMEM;
+    struct gw_file *f = rc == 0 ? file_new(e, e->data, true) : NULL;
+    if (rc == 0 && !f)
+        rc = -ENOMEM;
+    if (f && e->state != GW_WRITING) {
+        e->state = GW_WRITING;
+        done_list_remove(gw, e);
+    }
+    int fd = f ? f->data->fd : -1;
+    pthread_mutex_unlock(&gw->lock);
+    if (rc != 0) {
+        s3_error_set(err, 0, "LocalIOError", false, "cannot create a spool file: %s",
+                     strerror(-rc));
+        return rc;
+    }
+    if (fetch && (rc = download_into(gw, key, fd, err)) != 0) {
+        gateway_file_put(gw, f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+struct gw_file *gateway_open_read(struct gateway *gw, const char *key)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, key);
+    struct gw_file *f = e && e->data ? file_new(e, e->data, false) : NULL;
+    pthread_mutex_unlock(&gw->lock);
+    return f;
+}
+
+int gateway_file_fd(const struct gw_file *f)
+{
+    return f->data->fd;
+}
+
+void gateway_file_touch(struct gateway *gw, struct gw_file *f)
+{
+    pthread_mutex_lock(&gw->lock);
+    clock_gettime(CLOCK_REALTIME, &f->entry->mtime);
+    pthread_mutex_unlock(&gw->lock);
+}
+
+int gateway_file_sync(struct gw_file *f)
+{
+    return fdatasync(f->data->fd) == 0 ? 0 : -errno;
+}
+
+static bool is_temporary(struct gateway *gw, const char *key)
+{
+    return conf_glob_match(gw->cfg->gateway.temp_globs, gw->cfg->gateway.temp_glob_count, key);
+}
+
+static bool is_junk(struct gateway *gw, const char *key)
+{
+    return conf_glob_match(gw->cfg->gateway.junk_globs, gw->cfg->gateway.junk_glob_count, key);
+}
+
+/* Which state committed data of `key` goes to. */
+static enum gw_state state_after_close(struct gateway *gw, const char *key)
+{
+    if (is_junk(gw, key))
+        return GW_LOCAL_ONLY;
+    return is_temporary(gw, key) ? GW_HELD : GW_PENDING;
+}
+
+/* The last writer closed data that changed: the version becomes the committed one and goes to
+ * the flusher (made durable there, then queued). With the lock held. */
+static void commit(struct gateway *gw, struct gw_entry *e)
+{
+    e->data->committed = true;
+    data_drop(gw, e->base);
+    e->base = NULL;
+    e->seq = gw->next_seq++;
+    e->state = state_after_close(gw, e->key);
+    e->hold_until = time(NULL) + (time_t)gw->cfg->gateway.temp_hold_seconds;
+    free(e->reason);
+    e->reason = NULL;
+    if (e->state == GW_LOCAL_ONLY)
+        return;
+    e->refs++;
+    gw_queue_push(&gw->flush_q, e);
+}
+
+int gateway_file_put(struct gateway *gw, struct gw_file *f)
+{
+    if (!f)
+        return 0;
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = f->entry;
+    if (f->writer && --e->writers == 0 && !e->unlinked && e->data == f->data)
+        commit(gw, e);
+    gw_data_put(gw, f->data);
+    gw_entry_release(gw, e);
+    pthread_mutex_unlock(&gw->lock);
+    free(f);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Queries                                                                                      */
+
+static void info_of(const struct gw_entry *e, struct gw_info *info)
+{
+    struct stat st;
+    info->size = e->data && fstat(e->data->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    info->mtime = e->mtime;
+    info->mode = e->mode;
+    info->state = e->state;
+}
+
+bool gateway_lookup(struct gateway *gw, const char *key, struct gw_info *info)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, key);
+    bool found = e && e->data;
+    if (found && info)
+        info_of(e, info);
+    pthread_mutex_unlock(&gw->lock);
+    return found;
+}
+
+void gateway_list_local(struct gateway *gw, const char *dir_prefix, gw_list_fn fn, void *ctx)
+{
+    size_t plen = strlen(dir_prefix);
+    pthread_mutex_lock(&gw->lock);
+    for (size_t i = 0; i < gw->table_size; i++)
+        for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
+            if (!e->data || strncmp(e->key, dir_prefix, plen) != 0 || !e->key[plen])
+                continue;
+            const char *name = e->key + plen;
+            const char *slash = strchr(name, '/');
+            struct gw_info info;
+            info_of(e, &info);
+            int stop;
+            if (slash) {
+                char *sub = strndup(name, (size_t)(slash - name + 1));
+                stop = sub ? fn(ctx, sub, &info) : 0;
+                free(sub);
+            } else {
+                stop = fn(ctx, name, &info);
+            }
+            if (stop)
+                goto out;
+        }
+out:
+    pthread_mutex_unlock(&gw->lock);
+}
+
+bool gateway_has_local_under(struct gateway *gw, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    bool found = false;
+    pthread_mutex_lock(&gw->lock);
+    for (size_t i = 0; i < gw->table_size && !found; i++)
+        for (struct gw_entry *e = gw->table[i]; e && !found; e = e->hash_next)
+            found = e->data && strncmp(e->key, prefix, plen) == 0;
+    pthread_mutex_unlock(&gw->lock);
+    return found;
+}
+
+bool gateway_status(struct gateway *gw, const char *key, char *buf, size_t len)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, key);
+    if (e) {
+        if (e->state == GW_FAILED)
+            snprintf(buf, len, "failed: %s", e->reason ? e->reason : "unknown");
+        else
+            snprintf(buf, len, "%s", gw_state_name(e->state));
+    }
+    pthread_mutex_unlock(&gw->lock);
+    return e != NULL;
+}
+
+bool gateway_set_mtime(struct gateway *gw, const char *key, const struct timespec *mtime)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, key);
+    bool found = e && e->data;
+    if (found) {
+        e->mtime = *mtime;
+        gw_record(gw, e);
+    }
+    pthread_mutex_unlock(&gw->lock);
+    return found;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Namespace changes                                                                            */
+
+static void delete_source_object(struct gateway *gw, const char *key)
+{
+    struct s3_error err = {0};
+    if (s3_delete_object(gw->s3, gw->cfg->s3.source_bucket, key, &err) != 0)
+        log_warn("%s: cannot delete the old object after a rename: %s", key, err.message);
+    gw_changed(gw, key);
+}
+
+int gateway_rename_local(struct gateway *gw, const char *from, const char *to)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, from);
+    if (!e || !e->data) {
+        pthread_mutex_unlock(&gw->lock);
+        return -ENOENT;
+    }
+    char *key = strdup(to);
+    if (!key) {
+        pthread_mutex_unlock(&gw->lock);
+        return -ENOMEM;
+    }
+    struct gw_entry *old = gw_find(gw, to);
+    if (old)
+        gateway_unlink_entry(gw, old);
+    table_remove(gw, e);
+    done_list_remove(gw, e);
+    free(e->key);
+    e->key = key;
+    table_insert(gw, e);
+    /* The object under `from` (an upload in flight, or an older version) must go; a busy worker
+     * deletes it when its upload ends, else it goes now. */
+    bool was_busy = e->busy;
+    if (was_busy)
+        e->requeue = true;
+    if (e->state == GW_HELD && !is_temporary(gw, to))
+        e->hold_until = 0; /* the hold timer queues it at once */
+    else if (e->state == GW_LOCAL_ONLY && !is_junk(gw, to))
+        e->state = GW_HELD, e->hold_until = 0, e->refs++, gw_queue_push(&gw->flush_q, e);
+    else if (e->state == GW_UPLOADED || e->state == GW_RESIZING || e->state == GW_DONE ||
+             e->state == GW_FAILED) {
+        e->state = GW_PENDING;
+        if (!was_busy)
+            e->refs++, gw_queue_push(&gw->upload_q, e);
+    }
+    gw_record(gw, e);
+    pthread_cond_broadcast(&gw->hold_cond);
+    pthread_mutex_unlock(&gw->lock);
+    if (!was_busy)
+        delete_source_object(gw, from);
+    gateway_delete_renditions(gw, from);
+    return 0;
+}
+
+/* Drops e's local data and takes it out of the table. With the lock held. */
+void gateway_unlink_entry(struct gateway *gw, struct gw_entry *e)
+{
+    data_drop(gw, e->data);
+    data_drop(gw, e->base);
+    e->data = e->base = NULL;
+    entry_unlink(gw, e);
+}
+
+int gateway_unlink_local(struct gateway *gw, const char *key)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, key);
+    int rc = e && e->data ? 0 : -ENOENT;
+    if (e)
+        gateway_unlink_entry(gw, e);
+    pthread_mutex_unlock(&gw->lock);
+    return rc;
+}
+
+void gateway_delete_renditions(struct gateway *gw, const char *key)
+{
+    if (gw->cfg->gateway.delete_renditions && gw->cfg->resize.mode != CONF_RESIZE_OFF)
+        gw_task_push(gw, GW_TASK_DELETE_RENDITIONS, key, NULL);
+}
+
+void gateway_rename_renditions(struct gateway *gw, const char *from, const char *to)
+{
+    if (gw->cfg->resize.mode != CONF_RESIZE_OFF)
+        gw_task_push(gw, GW_TASK_RENAME_RENDITIONS, from, to);
+}
+
+/* For objects the gateway has not seen: the image format the name suggests, or NULL. */
+static const char *format_by_extension(const char *key)
+{
+    static const char *const table[][2] = {{"jpg", "jpeg"},  {"jpeg", "jpeg"}, {"jpe", "jpeg"},
+                                           {"png", "png"},   {"gif", "gif"},   {"webp", "webp"},
+                                           {"tif", "tiff"},  {"tiff", "tiff"}, {"heic", "heif"},
+                                           {"heif", "heif"}, {"avif", "avif"}};
+    const char *slash = strrchr(key, '/');
+    const char *dot = strrchr(slash ? slash : key, '.');
+    for (size_t i = 0; dot && i < sizeof(table) / sizeof(table[0]); i++)
+        if (strcasecmp(dot + 1, table[i][0]) == 0)
+            return table[i][1];
+    return NULL;
+}
+
+/* A file the gateway uploaded and found not to be an image has no renditions. */
+static bool e_is_plain_file(struct gateway *gw, const char *key, const char *format)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, key);
+    bool plain = e && !format && e->state >= GW_UPLOADED && e->state != GW_FAILED;
+    pthread_mutex_unlock(&gw->lock);
+    return plain || gw->cfg->resize.mode == CONF_RESIZE_OFF;
+}
+
+char *gateway_rendition_keys(struct gateway *gw, const char *key)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, key);
+    char *format = e && e->format ? strdup(e->format) : NULL;
+    char *made = e && e->renditions ? strdup(e->renditions) : NULL;
+    pthread_mutex_unlock(&gw->lock);
+    if (made) {
+        free(format);
+        return made;
+    }
+    if (e_is_plain_file(gw, key, format)) {
+        free(format);
+        return NULL;
+    }
+    const char *guess = format ? format : format_by_extension(key);
+    if (!guess) {
+        free(format);
+        return NULL;
+    }
+    char **keys = NULL;
+    size_t n = gw_rendition_candidates(gw, key, guess, &keys);
+    free(format);
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(keys[i]) + 1;
+    char *text = n ? malloc(len) : NULL;
+    char *p = text;
+    for (size_t i = 0; i < n; i++) {
+        if (p)
+            p += sprintf(p, "%s\n", keys[i]);
+        free(keys[i]);
+    }
+    free(keys);
+    return text;
+}
+
+void gateway_stats(struct gateway *gw, struct gw_stats *out)
+{
+    pthread_mutex_lock(&gw->lock);
+    *out = gw->stats;
+    memset(out->count, 0, sizeof(out->count));
+    out->bytes_pending = 0;
+    for (size_t i = 0; i < gw->table_size; i++)
+        for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
+            out->count[e->state]++;
+            struct stat st;
+            if (e->data && e->state < GW_UPLOADED && fstat(e->data->fd, &st) == 0)
+                out->bytes_pending += (uint64_t)st.st_size;
+        }
+    pthread_mutex_unlock(&gw->lock);
+}

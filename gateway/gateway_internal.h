@@ -1,0 +1,134 @@
+/* Private to gateway/: the entries, the queues and the workers. */
+#ifndef S3IMGFS_GATEWAY_INTERNAL_H
+#define S3IMGFS_GATEWAY_INTERNAL_H
+
+#include "gateway.h"
+#include "spool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* One version of a file's bytes in the spool. Reference-counted: the entry holds one, and so
+ * does a worker sending it; the files go when the last reference goes and `obsolete` is set. */
+struct gw_data {
+    uint64_t id;
+    int fd;
+    unsigned refs;
+    bool committed; /* has a journal record; immutable from then on */
+    bool obsolete;  /* superseded, uploaded and resized, or unlinked: remove when unused */
+};
+
+/* Everything the gateway knows about one key. Guarded by gateway.lock. */
+struct gw_entry {
+    char *key;
+    struct gw_data *data; /* NULL once the spool no longer holds it */
+    struct gw_data *base; /* the committed version while `data` is being written */
+    enum gw_state state;
+    mode_t mode;
+    struct timespec mtime;
+    uint64_t seq;      /* commit number of `data` */
+    unsigned writers;  /* open writer references */
+    unsigned refs;     /* open gw_file references (writers included) */
+    bool busy;         /* a worker is sending or resizing it */
+    bool unlinked;     /* removed from the table; freed when unused */
+    bool requeue;      /* renamed or rewritten while busy: the worker redoes it */
+    time_t hold_until; /* GW_HELD: when it is uploaded under its own name */
+    time_t retry_at;   /* GW_PENDING after a transient failure: not before this */
+    unsigned attempts; /* failed attempts of the current version */
+    char *reason;      /* GW_FAILED */
+    char *format;      /* sniffed image format ("jpeg"), NULL for other files */
+    char *renditions;  /* the keys the last resize wrote, one per line */
+    struct gw_entry *hash_next;
+    struct gw_entry *done_next; /* the FIFO of finished entries kept for their status */
+};
+
+struct gw_file {
+    struct gw_entry *entry;
+    struct gw_data *data; /* the version this reference reads or writes */
+    bool writer;
+};
+
+/* A FIFO of entries for one pool of workers. */
+struct gw_queue {
+    struct gw_entry **items;
+    size_t head, count, cap;
+    pthread_cond_t cond;
+};
+
+enum gw_task_kind { GW_TASK_DELETE_RENDITIONS, GW_TASK_RENAME_RENDITIONS };
+struct gw_task {
+    enum gw_task_kind kind;
+    char *from, *to;
+    struct gw_task *next;
+};
+
+struct gateway {
+    const struct config *cfg;
+    struct s3client *s3;
+    gw_changed_fn on_changed;
+    void *on_changed_ctx;
+    struct spool *spool;
+
+    pthread_mutex_t lock;
+    struct gw_entry **table;
+    size_t table_size, entry_count;
+    struct gw_entry *done_head, *done_tail;
+    size_t done_count;
+    uint64_t next_seq;
+
+    struct gw_queue flush_q;  /* committed, to be made durable */
+    struct gw_queue upload_q; /* durable, to be uploaded */
+    struct gw_queue resize_q; /* uploaded images */
+    struct gw_task *tasks, *tasks_tail;
+    pthread_cond_t tasks_cond;
+    pthread_cond_t hold_cond; /* wakes the hold timer */
+
+    pthread_t *threads;
+    size_t thread_count;
+    bool stopping;
+    bool started;
+
+    struct gw_stats stats;
+};
+
+/* gateway.c */
+struct gw_entry *gw_find(struct gateway *gw, const char *key);
+void gw_data_put(struct gateway *gw, struct gw_data *d);
+void gw_entry_release(struct gateway *gw, struct gw_entry *e);
+void gw_set_failed(struct gateway *gw, struct gw_entry *e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void gw_finish(struct gateway *gw, struct gw_entry *e, enum gw_state final);
+void gw_record(struct gateway *gw, struct gw_entry *e);
+void gw_changed(struct gateway *gw, const char *key);
+void gateway_unlink_entry(struct gateway *gw, struct gw_entry *e);
+
+/* workers.c */
+void gw_queue_init(struct gw_queue *q);
+void gw_queue_destroy(struct gw_queue *q);
+int gw_queue_push(struct gw_queue *q, struct gw_entry *e); /* with gw->lock held */
+int gw_workers_start(struct gateway *gw, struct s3_error *err);
+void gw_workers_stop(struct gateway *gw);
+void gw_task_push(struct gateway *gw, enum gw_task_kind kind, const char *from, const char *to);
+
+/* upload.c: sends one entry's data; called by an upload worker without the lock. */
+struct gw_job {
+    char *key;
+    struct gw_data *data;
+    uint64_t seq;
+    mode_t mode;
+    struct timespec mtime;
+    char *format;     /* sniffed image format or NULL (set by gw_upload) */
+    char etag[128];   /* the uploaded object's (set by gw_upload) */
+    char *renditions; /* the keys written, one per line (set by gw_make_renditions) */
+};
+int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,
+              bool *transient);
+
+/* renditions.c */
+int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len);
+void gw_run_task(struct gateway *gw, const struct gw_task *task);
+size_t gw_rendition_candidates(struct gateway *gw, const char *key, const char *format,
+                               char ***out);
+bool gw_is_image_format(const char *format);
+
+#endif

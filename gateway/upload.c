@@ -1,0 +1,97 @@
+/* upload: one spooled file to the source bucket. */
+#include "gateway_internal.h"
+#include "log.h"
+#include "resize.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Content types of common files the image sniffer does not know, by extension. */
+static const char *mime_by_extension(const char *key)
+{
+    static const char *const table[][2] = {
+        {"txt", "text/plain"},      {"html", "text/html"},       {"htm", "text/html"},
+        {"css", "text/css"},        {"js", "text/javascript"},   {"json", "application/json"},
+        {"xml", "application/xml"}, {"csv", "text/csv"},         {"md", "text/markdown"},
+        {"pdf", "application/pdf"}, {"zip", "application/zip"},  {"gz", "application/gzip"},
+        {"mp4", "video/mp4"},       {"mov", "video/quicktime"},  {"mp3", "audio/mpeg"},
+        {"svg", "image/svg+xml"},   {"wasm", "application/wasm"}};
+    const char *slash = strrchr(key, '/');
+    const char *dot = strrchr(slash ? slash : key, '.');
+    if (dot)
+        for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+            if (strcasecmp(dot + 1, table[i][0]) == 0)
+                return table[i][1];
+    return "application/octet-stream";
+}
+
+/* The format and content type from the first bytes. */
+static const char *sniff(int fd, const char *key, char **format)
+{
+    unsigned char head[4096];
+    ssize_t n = pread(fd, head, sizeof(head), 0);
+    if (n <= 0)
+        return mime_by_extension(key);
+    const char *f = resize_sniff_format(head, (size_t)n);
+    *format = f && gw_is_image_format(f) ? strdup(f) : NULL;
+    const char *mime = resize_sniff_mime(head, (size_t)n);
+    return mime ? mime : mime_by_extension(key);
+}
+
+static bool is_transient(const struct s3_error *err)
+{
+    if (err->retryable || err->http_status >= 500 || err->http_status == 429)
+        return true;
+    /* no answer at all: the network or the server is down */
+    return err->http_status == 0 && strcmp(err->code, "LocalIOError") != 0 &&
+           strcmp(err->code, "InvalidArgument") != 0 && strcmp(err->code, "OutOfMemory") != 0;
+}
+
+int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,
+              bool *transient)
+{
+    const struct config *cfg = gw->cfg;
+    struct stat st;
+    if (fstat(job->data->fd, &st) != 0) {
+        snprintf(reason, reason_len, "cannot read the spool file: %s", strerror(errno));
+        return -1;
+    }
+    free(job->format);
+    job->format = NULL;
+    const char *mime = sniff(job->data->fd, job->key, &job->format);
+    char mtime[48], mode[16];
+    snprintf(mtime, sizeof(mtime), "%lld.%09ld", (long long)job->mtime.tv_sec, job->mtime.tv_nsec);
+    snprintf(mode, sizeof(mode), "%o", (unsigned)job->mode);
+    struct aws_header meta[] = {{"mtime", mtime}, {"mode", mode}};
+    struct s3_put_options put = {
+        .content_type = mime,
+        .metadata = meta,
+        .metadata_count = 2,
+        .sse = conf_sse_name(cfg->s3.sse),
+        .sse_kms_key_id = cfg->s3.sse_kms_key_id[0] ? cfg->s3.sse_kms_key_id : NULL,
+    };
+    struct s3_body body = s3_body_fd(job->data->fd, 0, (uint64_t)st.st_size);
+    struct s3_put_result result = {0};
+    struct s3_error err = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (s3_upload(gw->s3, cfg->s3.source_bucket, job->key, &body, &put, &result, &err) != 0) {
+        snprintf(reason, reason_len, "%s", err.message);
+        *transient = is_transient(&err);
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    snprintf(job->etag, sizeof(job->etag), "%s", result.etag);
+    pthread_mutex_lock(&gw->lock);
+    gw->stats.bytes_uploaded += (uint64_t)st.st_size;
+    pthread_mutex_unlock(&gw->lock);
+    log_info("uploaded %s (%" PRIu64 " bytes, %s) in %.0f ms", job->key, (uint64_t)st.st_size, mime,
+             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    return 0;
+}

@@ -1,0 +1,428 @@
+/* The worker threads: a flusher that makes committed files durable (batched fsyncs), a timer
+ * for held temporaries and retries, upload workers, resize workers and a task worker for
+ * rendition deletes and moves. Workers take entries from FIFOs under gateway.lock and never
+ * hold the lock across disk syncs or network calls. */
+#include "gateway_internal.h"
+#include "log.h"
+#include "resize.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void gw_queue_init(struct gw_queue *q)
+{
+    memset(q, 0, sizeof(*q));
+    pthread_cond_init(&q->cond, NULL);
+}
+
+void gw_queue_destroy(struct gw_queue *q)
+{
+    free(q->items);
+    pthread_cond_destroy(&q->cond);
+}
+
+int gw_queue_push(struct gw_queue *q, struct gw_entry *e)
+{
+    if (q->count == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        struct gw_entry **items = malloc(cap * sizeof(*items));
+        if (!items)
+            return -1; /* the entry stays pending in the journal; resumed at the next start */
+        for (size_t i = 0; i < q->count; i++)
+            items[i] = q->items[(q->head + i) % q->cap];
+        free(q->items);
+        q->items = items;
+        q->cap = cap;
+        q->head = 0;
+    }
+    q->items[(q->head + q->count++) % q->cap] = e;
+    pthread_cond_signal(&q->cond);
+    return 0;
+}
+
+/* Waits for an entry; NULL when stopping (with `drain`, once the queue is empty). With the lock
+ * held. */
+static struct gw_entry *queue_pop(struct gateway *gw, struct gw_queue *q, bool drain)
+{
+    while (q->count == 0 && !gw->stopping)
+        pthread_cond_wait(&q->cond, &gw->lock);
+    if (gw->stopping && (!drain || q->count == 0))
+        return NULL;
+    struct gw_entry *e = q->items[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    return e;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Flusher: data, then records, then the folder; then the files go on to upload.                */
+
+static void *flusher_main(void *arg)
+{
+    struct gateway *gw = arg;
+    pthread_mutex_lock(&gw->lock);
+    for (;;) {
+        struct gw_entry *first = queue_pop(gw, &gw->flush_q, true);
+        if (!first)
+            break;
+        size_t n = 1 + gw->flush_q.count;
+        struct gw_entry **batch = malloc(n * sizeof(*batch));
+        struct gw_data **datas = malloc(n * sizeof(*datas));
+        struct spool_record *recs = calloc(n, sizeof(*recs));
+        if (!batch || !datas || !recs) {
+            free(batch), free(datas), free(recs);
+            gw_queue_push(&gw->flush_q, first);
+            pthread_mutex_unlock(&gw->lock);
+            sleep(1);
+            pthread_mutex_lock(&gw->lock);
+            continue;
+        }
+        batch[0] = first;
+        for (size_t i = 1; i < n; i++)
+            batch[i] = queue_pop(gw, &gw->flush_q, true);
+        for (size_t i = 0; i < n; i++) {
+            struct gw_entry *e = batch[i];
+            datas[i] = e->data && !e->unlinked ? e->data : NULL;
+            if (datas[i]) {
+                datas[i]->refs++;
+                recs[i] = (struct spool_record){datas[i]->id, e->seq,  strdup(e->key),
+                                                e->state,     e->mode, e->mtime};
+            }
+        }
+        pthread_mutex_unlock(&gw->lock);
+        int rc = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!datas[i] || !recs[i].key)
+                continue;
+            int r = fdatasync(datas[i]->fd) == 0 ? 0 : -errno;
+            if (r == 0)
+                r = spool_write_record(gw->spool, &recs[i], true);
+            if (r != 0) {
+                log_error("%s: cannot make the file durable in the spool: %s", recs[i].key,
+                          strerror(-r));
+                rc = r;
+            }
+        }
+        if (spool_sync_dir(gw->spool) != 0 && rc == 0)
+            rc = -errno;
+        pthread_mutex_lock(&gw->lock);
+        for (size_t i = 0; i < n; i++) {
+            struct gw_entry *e = batch[i];
+            if (datas[i] && e->data == datas[i] && e->state == GW_PENDING && !e->busy) {
+                e->refs++;
+                gw_queue_push(&gw->upload_q, e);
+            }
+            if (e->state == GW_HELD)
+                pthread_cond_broadcast(&gw->hold_cond);
+            gw_data_put(gw, datas[i]);
+            gw_entry_release(gw, e);
+            free(recs[i].key);
+        }
+        free(batch), free(datas), free(recs);
+    }
+    pthread_mutex_unlock(&gw->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Timer: held temporaries whose time ran out, and retries that are due.                       */
+
+static void *timer_main(void *arg)
+{
+    struct gateway *gw = arg;
+    pthread_mutex_lock(&gw->lock);
+    while (!gw->stopping) {
+        time_t now = time(NULL);
+        for (size_t i = 0; i < gw->table_size; i++)
+            for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
+                bool held_out = e->state == GW_HELD && e->hold_until <= now;
+                bool retry = e->state == GW_PENDING && e->retry_at && e->retry_at <= now;
+                if (!(held_out || retry) || e->busy)
+                    continue;
+                e->state = GW_PENDING;
+                e->retry_at = 0;
+                e->refs++;
+                gw_queue_push(&gw->upload_q, e);
+            }
+        struct timespec wake;
+        clock_gettime(CLOCK_REALTIME, &wake);
+        wake.tv_sec += 1;
+        pthread_cond_timedwait(&gw->hold_cond, &gw->lock, &wake);
+    }
+    pthread_mutex_unlock(&gw->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Upload and resize workers                                                                    */
+
+static void job_take(struct gw_entry *e, struct gw_job *job)
+{
+    *job = (struct gw_job){
+        .key = strdup(e->key), .data = e->data, .seq = e->seq, .mode = e->mode, .mtime = e->mtime};
+    job->format = e->format ? strdup(e->format) : NULL;
+    e->data->refs++;
+    e->busy = true;
+}
+
+static void job_release(struct gateway *gw, struct gw_job *job)
+{
+    gw_data_put(gw, job->data);
+    free(job->key);
+    free(job->format);
+    free(job->renditions);
+}
+
+/* After a worker's step: was the entry renamed, rewritten or removed meanwhile? Then the
+ * object the worker wrote under job->key may have to go. With the lock held; true when the
+ * worker's result no longer applies. */
+static bool overtaken(struct gateway *gw, struct gw_entry *e, const struct gw_job *job,
+                      bool *delete_old)
+{
+    *delete_old = false;
+    if (e->unlinked) {
+        *delete_old = true;
+        return true;
+    }
+    if (e->requeue) {
+        e->requeue = false;
+        *delete_old = strcmp(e->key, job->key) != 0 && !gw_find(gw, job->key);
+        if (e->data == job->data) {
+            e->state = GW_PENDING;
+            e->refs++;
+            gw_queue_push(&gw->upload_q, e);
+        }
+        return true;
+    }
+    return e->data != job->data || e->seq != job->seq;
+}
+
+static bool wants_resize(struct gateway *gw, const struct gw_job *job)
+{
+    return gw->cfg->resize.mode == CONF_RESIZE_LOCAL && job->format &&
+           gw_is_image_format(job->format);
+}
+
+static void retry_later(struct gateway *gw, struct gw_entry *e, const char *reason)
+{
+    e->attempts++;
+    unsigned shift = e->attempts < 6 ? e->attempts : 6;
+    e->retry_at = time(NULL) + (time_t)(1u << shift); /* 2 s .. 64 s */
+    e->state = GW_PENDING;
+    gw->stats.retries++;
+    log_warn("%s: upload failed (%s); retrying in %u s", e->key, reason, 1u << shift);
+}
+
+static void upload_one(struct gateway *gw, struct gw_entry *e)
+{
+    if (e->state != GW_PENDING || e->busy || !e->data || e->unlinked ||
+        (e->retry_at && e->retry_at > time(NULL)))
+        return;
+    struct gw_job job;
+    e->state = GW_UPLOADING;
+    job_take(e, &job);
+    gw_record(gw, e);
+    pthread_mutex_unlock(&gw->lock);
+
+    char reason[512] = "";
+    bool transient = false;
+    int rc = gw_upload(gw, &job, reason, sizeof(reason), &transient);
+    pthread_mutex_lock(&gw->lock);
+    e->busy = false;
+    bool delete_old = false;
+    if (rc == 0 && !e->format && job.format)
+        e->format = strdup(job.format);
+    if (overtaken(gw, e, &job, &delete_old)) {
+        if (delete_old && rc == 0) {
+            pthread_mutex_unlock(&gw->lock);
+            struct s3_error err = {0};
+            s3_delete_object(gw->s3, gw->cfg->s3.source_bucket, job.key, &err);
+            gw_changed(gw, job.key);
+            pthread_mutex_lock(&gw->lock);
+        }
+    } else if (rc != 0 && transient) {
+        retry_later(gw, e, reason);
+    } else if (rc != 0) {
+        gw_set_failed(gw, e, "%s", reason);
+        log_error("%s: upload failed: %s (the file is kept in the spool)", e->key, reason);
+    } else {
+        e->attempts = 0;
+        gw->stats.uploads_done++;
+        if (wants_resize(gw, &job)) {
+            e->state = GW_UPLOADED;
+            gw_record(gw, e);
+            e->refs++;
+            gw_queue_push(&gw->resize_q, e);
+        } else {
+            gw_finish(gw, e, GW_UPLOADED);
+        }
+    }
+    job_release(gw, &job);
+    if (rc == 0)
+        gw_changed(gw, e->key);
+}
+
+static void resize_one(struct gateway *gw, struct gw_entry *e)
+{
+    if (e->state != GW_UPLOADED || e->busy || !e->data || e->unlinked)
+        return;
+    struct gw_job job;
+    e->state = GW_RESIZING;
+    job_take(e, &job);
+    pthread_mutex_unlock(&gw->lock);
+
+    char reason[512] = "";
+    int rc = gw_make_renditions(gw, &job, reason, sizeof(reason));
+    pthread_mutex_lock(&gw->lock);
+    e->busy = false;
+    bool delete_old = false;
+    if (overtaken(gw, e, &job, &delete_old)) {
+        if (delete_old)
+            gw_task_push(gw, GW_TASK_DELETE_RENDITIONS, job.key, NULL);
+    } else if (rc != 0) {
+        gw_set_failed(gw, e, "%s", reason);
+        log_error("%s: %s", e->key, reason);
+        /* The upload itself succeeded: the data need not stay in the spool. */
+        e->data->obsolete = true;
+        gw_data_put(gw, e->data);
+        e->data = NULL;
+    } else {
+        free(e->renditions);
+        e->renditions = job.renditions;
+        job.renditions = NULL;
+        gw->stats.renditions_done++;
+        gw_finish(gw, e, GW_DONE);
+    }
+    job_release(gw, &job);
+}
+
+static void *upload_main(void *arg)
+{
+    struct gateway *gw = arg;
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e;
+    while ((e = queue_pop(gw, &gw->upload_q, false)) != NULL) {
+        upload_one(gw, e);
+        gw_entry_release(gw, e);
+    }
+    pthread_mutex_unlock(&gw->lock);
+    return NULL;
+}
+
+static void *resize_main(void *arg)
+{
+    struct gateway *gw = arg;
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e;
+    while ((e = queue_pop(gw, &gw->resize_q, false)) != NULL) {
+        resize_one(gw, e);
+        gw_entry_release(gw, e);
+    }
+    pthread_mutex_unlock(&gw->lock);
+    resize_thread_done();
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tasks                                                                                        */
+
+void gw_task_push(struct gateway *gw, enum gw_task_kind kind, const char *from, const char *to)
+{
+    struct gw_task *t = calloc(1, sizeof(*t));
+    if (!t || !(t->from = strdup(from)) || (to && !(t->to = strdup(to)))) {
+        log_error("%s: out of memory queueing a rendition update", from);
+        if (t)
+            free(t->from);
+        free(t);
+        return;
+    }
+    t->kind = kind;
+    pthread_mutex_lock(&gw->lock);
+    if (gw->tasks_tail)
+        gw->tasks_tail->next = t;
+    else
+        gw->tasks = t;
+    gw->tasks_tail = t;
+    pthread_cond_signal(&gw->tasks_cond);
+    pthread_mutex_unlock(&gw->lock);
+}
+
+static void *task_main(void *arg)
+{
+    struct gateway *gw = arg;
+    pthread_mutex_lock(&gw->lock);
+    for (;;) {
+        while (!gw->tasks && !gw->stopping)
+            pthread_cond_wait(&gw->tasks_cond, &gw->lock);
+        if (gw->stopping)
+            break;
+        struct gw_task *t = gw->tasks;
+        gw->tasks = t->next;
+        if (!gw->tasks)
+            gw->tasks_tail = NULL;
+        pthread_mutex_unlock(&gw->lock);
+        gw_run_task(gw, t);
+        free(t->from);
+        free(t->to);
+        free(t);
+        pthread_mutex_lock(&gw->lock);
+    }
+    pthread_mutex_unlock(&gw->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+int gw_workers_start(struct gateway *gw, struct s3_error *err)
+{
+    const struct config *cfg = gw->cfg;
+    size_t uploads = cfg->gateway.upload_workers;
+    size_t resizes = cfg->resize.mode == CONF_RESIZE_LOCAL ? cfg->gateway.resize_workers : 0;
+    size_t total = 3 + uploads + resizes;
+    gw->threads = calloc(total, sizeof(*gw->threads));
+    if (!gw->threads) {
+        s3_error_set(err, 0, "OutOfMemory", false, "out of memory");
+        return -1;
+    }
+    void *(*mains[])(void *) = {flusher_main, timer_main, task_main};
+    for (size_t i = 0; i < total; i++) {
+        void *(*fn)(void *) = i < 3 ? mains[i] : i < 3 + uploads ? upload_main : resize_main;
+        int rc = pthread_create(&gw->threads[i], NULL, fn, gw);
+        if (rc != 0) {
+            s3_error_set(err, 0, "LocalIOError", false, "cannot start a worker thread: %s",
+                         strerror(rc));
+            gw_workers_stop(gw);
+            return -1;
+        }
+        gw->thread_count++;
+    }
+    gw->started = true;
+    return 0;
+}
+
+void gw_workers_stop(struct gateway *gw)
+{
+    pthread_mutex_lock(&gw->lock);
+    gw->stopping = true;
+    pthread_cond_broadcast(&gw->flush_q.cond);
+    pthread_cond_broadcast(&gw->upload_q.cond);
+    pthread_cond_broadcast(&gw->resize_q.cond);
+    pthread_cond_broadcast(&gw->tasks_cond);
+    pthread_cond_broadcast(&gw->hold_cond);
+    pthread_mutex_unlock(&gw->lock);
+    for (size_t i = 0; i < gw->thread_count; i++)
+        pthread_join(gw->threads[i], NULL);
+    free(gw->threads);
+    gw->threads = NULL;
+    gw->thread_count = 0;
+    /* Entries still queued hold a reference each; drop them. */
+    struct gw_queue *queues[] = {&gw->flush_q, &gw->upload_q, &gw->resize_q};
+    for (size_t i = 0; i < 3; i++) {
+        struct gw_queue *q = queues[i];
+        for (; q->count; q->count--, q->head = (q->head + 1) % q->cap)
+            gw_entry_release(gw, q->items[q->head]);
+    }
+}
