@@ -3,6 +3,7 @@
  * 10,000 HEADs). Bounded: at most MAX_ATTRS attributes and MAX_LISTINGS listings. */
 #include "fs_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -293,4 +294,113 @@ void fs_cache_forget(struct fs_cache *c, const char *bucket, const char *key)
             break;
     }
     pthread_mutex_unlock(&c->lock);
+}
+
+/* With the lock held: the fresh listing of folder `id`, or NULL. */
+static struct fs_listing *fresh_listing(struct fs_cache *c, const char *id)
+{
+    struct listing_slot *s = find_listing(c, id);
+    return s ? &s->listing : NULL;
+}
+
+/* Inserts or updates (attr) or removes (attr NULL) `name` in a listing, keeping it sorted. */
+static void listing_set(struct fs_listing *l, const char *name, const struct fs_attr *attr)
+{
+    size_t lo = 0, hi = l->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int cmp = strcmp(name, l->entries[mid].name);
+        if (cmp == 0) {
+            if (attr) {
+                l->entries[mid].attr = *attr;
+            } else {
+                free(l->entries[mid].name);
+                memmove(&l->entries[mid], &l->entries[mid + 1],
+                        (l->count - mid - 1) * sizeof(*l->entries));
+                l->count--;
+            }
+            return;
+        }
+        if (cmp < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (!attr)
+        return;
+    struct fs_listing_entry *e = realloc(l->entries, (l->count + 1) * sizeof(*e));
+    char *copy = strdup(name);
+    if (!e || !copy) {
+        if (e)
+            l->entries = e;
+        free(copy);
+        return;
+    }
+    l->entries = e;
+    memmove(&e[lo + 1], &e[lo], (l->count - lo) * sizeof(*e));
+    e[lo] = (struct fs_listing_entry){copy, *attr};
+    l->count++;
+}
+
+static char *folder_id_of(const char *bucket, const char *rel, size_t len)
+{
+    char *id = NULL;
+    return asprintf(&id, "%s\n%.*s", bucket, (int)len, rel) < 0 ? NULL : id;
+}
+
+static void forget_listing_locked(struct fs_cache *c, const char *id)
+{
+    for (size_t i = 0; i < MAX_LISTINGS; i++)
+        if (c->listings[i].id && strcmp(c->listings[i].id, id) == 0)
+            c->listings[i].expires = 0;
+}
+
+void fs_cache_note(struct fs_cache *c, const char *bucket, const char *key,
+                   const struct fs_attr *attr)
+{
+    char *rel = strdup(key);
+    if (!rel)
+        return;
+    size_t end = strlen(rel);
+    bool marker = end > 0 && rel[end - 1] == '/';
+    if (marker)
+        rel[--end] = '\0';
+    struct fs_attr gone = {0};
+    struct fs_attr entry = attr ? *attr : gone;
+    entry.is_dir |= marker;
+    char *id = folder_id_of(bucket, rel, end);
+    pthread_mutex_lock(&c->lock);
+    if (id)
+        put_attr_locked(c, id, attr ? &entry : &gone, now_s());
+    free(id);
+    /* The name in its folder's listing; a new name also makes its folders appear in the
+     * listings above; a removed one may empty folders above it (S3 then has no such folder):
+     * those listings are asked again. */
+    for (bool first = true;; first = false) {
+        size_t cut = end;
+        while (cut > 0 && rel[cut - 1] != '/')
+            cut--;
+        char *dir = folder_id_of(bucket, rel, cut);
+        char *name = strndup(rel + cut, end - cut);
+        struct fs_listing *l = dir ? fresh_listing(c, dir) : NULL;
+        if (l && name && (attr || first))
+            listing_set(l, name, attr ? &entry : NULL);
+        else if (dir && !attr)
+            forget_listing_locked(c, dir);
+        free(dir);
+        free(name);
+        if (cut == 0)
+            break;
+        end = cut - 1;
+        entry = (struct fs_attr){.exists = true, .is_dir = true, .mtime = entry.mtime};
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(rel);
+}
+
+void fs_cache_seed_empty(struct fs_cache *c, const char *id)
+{
+    struct fs_listing empty = {calloc(1, sizeof(struct fs_listing_entry)), 0};
+    if (empty.entries)
+        fs_cache_put_listing(c, id, &empty);
 }

@@ -52,10 +52,13 @@ void fs_set_gateway(struct fs *fs, struct gateway *gw)
     fs->gw = gw;
 }
 
-void fs_key_changed(void *ctx, const char *key)
+void fs_key_changed(void *ctx, const char *key, const struct gw_info *info)
 {
     struct fs *fs = ctx;
-    fs_cache_forget(fs->cache, fs->cfg->s3.source_bucket, key);
+    struct fs_attr a = {.exists = true};
+    if (info)
+        a.size = info->size, a.mtime = info->mtime;
+    fs_cache_note(fs->cache, fs->cfg->s3.source_bucket, key, info ? &a : NULL);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -443,8 +446,16 @@ static int fs_mkdir(const char *path, mode_t mode)
         if (s3_put_object(fs->s3, p.bucket, p.prefix, &body, &put, NULL, &err) != 0) {
             log_warn("mkdir %s: %s", path, err.message);
             rc = errno_of(&err);
+            fs_cache_forget(fs->cache, p.bucket, p.key);
+        } else {
+            struct fs_attr a = {.exists = true, .is_dir = true};
+            clock_gettime(CLOCK_REALTIME, &a.mtime);
+            fs_cache_note(fs->cache, p.bucket, p.prefix, &a);
+            char *id = cache_id(p.bucket, p.prefix);
+            if (id)
+                fs_cache_seed_empty(fs->cache, id); /* new: nothing in it to ask S3 about */
+            free(id);
         }
-        fs_cache_forget(fs->cache, p.bucket, p.key);
     }
     fs_path_clear(&p);
     return rc;
@@ -478,8 +489,11 @@ static int fs_rmdir(const char *path)
         struct s3_error err = {0};
         if (s3_delete_object(fs->s3, p.bucket, p.prefix, &err) != 0)
             rc = errno_of(&err);
-        fs_cache_forget(fs->cache, p.bucket, p.key);
-        fs_cache_forget(fs->cache, p.bucket, p.prefix);
+        fs_cache_note(fs->cache, p.bucket, p.prefix, NULL);
+        char *id = cache_id(p.bucket, p.prefix);
+        if (id)
+            fs_cache_forget_listing(fs->cache, id);
+        free(id);
     }
     fs_path_clear(&p);
     return rc;
@@ -522,8 +536,7 @@ static int open_writer(struct fs *fs, const struct fs_path *p, bool truncate, mo
     h->kind = HANDLE_SPOOL;
     h->writer = true;
     fi->fh = (uint64_t)(uintptr_t)h;
-    fs_cache_forget(fs->cache, p->bucket, p->key);
-    return 0;
+    return 0; /* the spool answers for the key from now on: no cache to update */
 }
 
 static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -644,8 +657,6 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
         rc = gateway_file_put(fs->gw, h->file);
     else
         fs_reader_free(h->reader);
-    if (h->writer)
-        fs_cache_forget(fs->cache, fs->cfg->s3.source_bucket, h->key);
     free(h->key);
     free(h);
     return rc;
@@ -667,7 +678,7 @@ static int fs_unlink(const char *path)
     } else if (p.area == AREA_SOURCE) {
         gateway_delete_renditions(fs->gw, p.key);
     }
-    fs_cache_forget(fs->cache, p.bucket, p.key);
+    fs_cache_note(fs->cache, p.bucket, p.key, NULL);
     fs_path_clear(&p);
     return rc;
 }

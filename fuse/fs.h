@@ -23,7 +23,7 @@ struct fs *fs_new(const struct config *cfg, struct s3client *s3);
 void fs_free(struct fs *fs);
 
 /* The gateway's on_changed hook: forget what is cached about a source key. ctx = the fs. */
-void fs_key_changed(void *ctx, const char *key);
+void fs_key_changed(void *ctx, const char *key, const struct gw_info *info);
 
 /* Gives the fs its gateway (after gateway_new; borrowed). */
 void fs_set_gateway(struct fs *fs, struct gateway *gw);

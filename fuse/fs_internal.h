@@ -64,6 +64,14 @@ void fs_cache_put_listing(struct fs_cache *c, const char *id, struct fs_listing 
 void fs_cache_forget(struct fs_cache *c, const char *bucket, const char *key);
 void fs_cache_forget_listing(struct fs_cache *c, const char *id);
 void fs_listing_clear(struct fs_listing *l);
+/* What the file system itself did to `key` (attr: it exists now with these attributes; NULL:
+ * it is gone): the attribute and the cached listings of its folders are updated in place, so
+ * a copy of many files into a folder does not make every lookup ask S3 again. A key ending in
+ * '/' is a folder marker. */
+void fs_cache_note(struct fs_cache *c, const char *bucket, const char *key,
+                   const struct fs_attr *attr);
+/* Caches an empty listing for a folder just made (id: bucket + "\n" + prefix). */
+void fs_cache_seed_empty(struct fs_cache *c, const char *id);
 
 /* ---- reader.c: sequential reads of an object with growing read-ahead ---- */
 

@@ -188,10 +188,10 @@ static int copy_data(int from, int to)
 /* ------------------------------------------------------------------------------------------ */
 /* States                                                                                       */
 
-void gw_changed(struct gateway *gw, const char *key)
+void gw_changed(struct gateway *gw, const char *key, const struct gw_info *info)
 {
     if (gw->on_changed)
-        gw->on_changed(gw->on_changed_ctx, key);
+        gw->on_changed(gw->on_changed_ctx, key, info);
 }
 
 void gw_record(struct gateway *gw, struct gw_entry *e)
@@ -644,7 +644,7 @@ static void delete_source_object(struct gateway *gw, const char *key)
     struct s3_error err = {0};
     if (s3_delete_object(gw->s3, gw->cfg->s3.source_bucket, key, &err) != 0)
         log_warn("%s: cannot delete the old object after a rename: %s", key, err.message);
-    gw_changed(gw, key);
+    gw_changed(gw, key, NULL);
 }
 
 int gateway_rename_local(struct gateway *gw, const char *from, const char *to)

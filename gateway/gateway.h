@@ -47,9 +47,11 @@ const char *gw_state_name(enum gw_state state);
 struct gateway;
 struct gw_file; /* a reference to the local data of one key; see gateway_file_put */
 
-/* Called (from a worker) when an object appeared in, changed in or left the source bucket
- * because of the gateway, so the file system can drop what it cached about `key`. */
-typedef void (*gw_changed_fn)(void *ctx, const char *key);
+/* Called (from a worker) when an object appeared in, changed in (info: its size and mtime) or
+ * left (info NULL) the source bucket because of the gateway, so the file system can update
+ * what it cached about `key`. */
+struct gw_info;
+typedef void (*gw_changed_fn)(void *ctx, const char *key, const struct gw_info *info);
 
 struct gateway_options {
     const struct config *cfg; /* borrowed; must outlive the gateway */

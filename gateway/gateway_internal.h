@@ -99,7 +99,7 @@ void gw_set_failed(struct gateway *gw, struct gw_entry *e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void gw_finish(struct gateway *gw, struct gw_entry *e, enum gw_state final);
 void gw_record(struct gateway *gw, struct gw_entry *e);
-void gw_changed(struct gateway *gw, const char *key);
+void gw_changed(struct gateway *gw, const char *key, const struct gw_info *info);
 void gateway_unlink_entry(struct gateway *gw, struct gw_entry *e);
 
 /* workers.c */
@@ -119,6 +119,7 @@ struct gw_job {
     struct timespec mtime;
     char *format;     /* sniffed image format or NULL (set by gw_upload) */
     char etag[128];   /* the uploaded object's (set by gw_upload) */
+    uint64_t size;    /* bytes uploaded (set by gw_upload) */
     char *renditions; /* the keys written, one per line (set by gw_make_renditions) */
 };
 int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,

@@ -88,6 +88,7 @@ int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reaso
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     snprintf(job->etag, sizeof(job->etag), "%s", result.etag);
+    job->size = (uint64_t)st.st_size;
     pthread_mutex_lock(&gw->lock);
     gw->stats.bytes_uploaded += (uint64_t)st.st_size;
     pthread_mutex_unlock(&gw->lock);

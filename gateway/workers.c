@@ -240,7 +240,7 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
             pthread_mutex_unlock(&gw->lock);
             struct s3_error err = {0};
             s3_delete_object(gw->s3, gw->cfg->s3.source_bucket, job.key, &err);
-            gw_changed(gw, job.key);
+            gw_changed(gw, job.key, NULL);
             pthread_mutex_lock(&gw->lock);
         }
     } else if (rc != 0 && transient) {
@@ -260,9 +260,12 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
             gw_finish(gw, e, GW_UPLOADED);
         }
     }
+    if (rc == 0 && !e->unlinked && strcmp(e->key, job.key) == 0) {
+        struct gw_info info = {
+            .size = job.size, .mtime = job.mtime, .mode = job.mode, .state = e->state};
+        gw_changed(gw, job.key, &info);
+    }
     job_release(gw, &job);
-    if (rc == 0)
-        gw_changed(gw, e->key);
 }
 
 static void resize_one(struct gateway *gw, struct gw_entry *e)
