@@ -69,21 +69,74 @@ static void table_remove(struct gateway *gw, struct gw_entry *e)
         }
 }
 
+/* Folders with local data: for each folder prefix ("a/", "a/b/"), how many keys under it have
+ * local data, so that "is this a folder?" costs a hash lookup, not a walk over every entry. */
+struct dir_count {
+    char *prefix;
+    size_t n;
+    struct dir_count *next;
+};
+
+static struct dir_count **dir_slot(struct gateway *gw, const char *prefix, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)prefix[i]) * 1099511628211ull;
+    struct dir_count **p = &gw->dirs[h & (DIR_BUCKETS - 1)];
+    while (*p && (strlen((*p)->prefix) != len || strncmp((*p)->prefix, prefix, len) != 0))
+        p = &(*p)->next;
+    return p;
+}
+
+static void dir_counts_adjust(struct gateway *gw, const char *key, int delta)
+{
+    for (const char *slash = strchr(key, '/'); slash; slash = strchr(slash + 1, '/')) {
+        size_t len = (size_t)(slash - key + 1);
+        struct dir_count **p = dir_slot(gw, key, len);
+        if (!*p && delta > 0) {
+            struct dir_count *d = calloc(1, sizeof(*d));
+            if (!d || !(d->prefix = strndup(key, len))) {
+                free(d);
+                continue;
+            }
+            *p = d;
+        }
+        if (!*p)
+            continue;
+        if (delta > 0)
+            (*p)->n++;
+        else if (--(*p)->n == 0) {
+            struct dir_count *d = *p;
+            *p = d->next;
+            free(d->prefix);
+            free(d);
+        }
+    }
+}
+
+void gw_entry_set_data(struct gateway *gw, struct gw_entry *e, struct gw_data *d)
+{
+    bool had = e->data != NULL;
+    e->data = d;
+    if (had != (d != NULL))
+        dir_counts_adjust(gw, e->key, d ? 1 : -1);
+}
+
 static void done_list_remove(struct gateway *gw, struct gw_entry *e)
 {
-    struct gw_entry *prev = NULL;
-    for (struct gw_entry *x = gw->done_head; x; prev = x, x = x->done_next)
-        if (x == e) {
-            if (prev)
-                prev->done_next = x->done_next;
-            else
-                gw->done_head = x->done_next;
-            if (gw->done_tail == x)
-                gw->done_tail = prev;
-            gw->done_count--;
-            e->done_next = NULL;
-            return;
-        }
+    if (!e->in_done)
+        return;
+    if (e->done_prev)
+        e->done_prev->done_next = e->done_next;
+    else
+        gw->done_head = e->done_next;
+    if (e->done_next)
+        e->done_next->done_prev = e->done_prev;
+    else
+        gw->done_tail = e->done_prev;
+    e->done_next = e->done_prev = NULL;
+    e->in_done = false;
+    gw->done_count--;
 }
 
 static void entry_free(struct gw_entry *e)
@@ -204,7 +257,7 @@ void gw_record(struct gateway *gw, struct gw_entry *e)
                                .state = e->state,
                                .mode = e->mode,
                                .mtime = e->mtime};
-    int rc = spool_write_record(gw->spool, &rec, false);
+    int rc = spool_write_record(gw->spool, &rec);
     if (rc != 0)
         log_warn("%s: cannot update the journal: %s", e->key, strerror(-rc));
 }
@@ -212,11 +265,13 @@ void gw_record(struct gateway *gw, struct gw_entry *e)
 static void keep_finished(struct gateway *gw, struct gw_entry *e)
 {
     done_list_remove(gw, e);
+    e->done_prev = gw->done_tail;
     if (gw->done_tail)
         gw->done_tail->done_next = e;
     else
         gw->done_head = e;
     gw->done_tail = e;
+    e->in_done = true;
     gw->done_count++;
     while (gw->done_count > FINISHED_KEPT) {
         struct gw_entry *old = gw->done_head;
@@ -234,7 +289,7 @@ void gw_finish(struct gateway *gw, struct gw_entry *e, enum gw_state final)
     free(e->reason);
     e->reason = NULL;
     data_drop(gw, e->data);
-    e->data = NULL;
+    gw_entry_set_data(gw, e, NULL);
     keep_finished(gw, e);
 }
 
@@ -275,7 +330,7 @@ static void recover_record(void *ctx, struct spool_record *rec, int fd)
     }
     *d = (struct gw_data){.id = rec->id, .fd = fd, .refs = 1, .committed = true};
     data_drop(gw, e->data);
-    e->data = d;
+    gw_entry_set_data(gw, e, d);
     e->seq = rec->seq;
     e->mode = rec->mode;
     e->mtime = rec->mtime;
@@ -376,6 +431,12 @@ void gateway_free(struct gateway *gw)
     gw_queue_destroy(&gw->upload_q);
     gw_queue_destroy(&gw->resize_q);
     free(gw->table);
+    for (size_t i = 0; i < DIR_BUCKETS; i++)
+        for (struct dir_count *d = gw->dirs[i], *next; d; d = next) {
+            next = d->next;
+            free(d->prefix);
+            free(d);
+        }
     spool_close(gw->spool);
     pthread_cond_destroy(&gw->tasks_cond);
     pthread_cond_destroy(&gw->hold_cond);
@@ -431,7 +492,7 @@ static int writable_data(struct gateway *gw, struct gw_entry *e, bool truncate)
         data_drop(gw, e->base);
         e->base = e->data;
     }
-    e->data = d;
+    gw_entry_set_data(gw, e, d);
     return 0;
 }
 
@@ -600,11 +661,10 @@ out:
 bool gateway_has_local_under(struct gateway *gw, const char *prefix)
 {
     size_t plen = strlen(prefix);
-    bool found = false;
+    if (plen == 0 || prefix[plen - 1] != '/')
+        return false; /* folders only */
     pthread_mutex_lock(&gw->lock);
-    for (size_t i = 0; i < gw->table_size && !found; i++)
-        for (struct gw_entry *e = gw->table[i]; e && !found; e = e->hash_next)
-            found = e->data && strncmp(e->key, prefix, plen) == 0;
+    bool found = *dir_slot(gw, prefix, plen) != NULL;
     pthread_mutex_unlock(&gw->lock);
     return found;
 }
@@ -665,8 +725,10 @@ int gateway_rename_local(struct gateway *gw, const char *from, const char *to)
         gateway_unlink_entry(gw, old);
     table_remove(gw, e);
     done_list_remove(gw, e);
+    dir_counts_adjust(gw, e->key, -1);
     free(e->key);
     e->key = key;
+    dir_counts_adjust(gw, e->key, 1);
     table_insert(gw, e);
     /* The object under `from` (an upload in flight, or an older version) must go; a busy worker
      * deletes it when its upload ends, else it goes now. */
@@ -697,7 +759,8 @@ void gateway_unlink_entry(struct gateway *gw, struct gw_entry *e)
 {
     data_drop(gw, e->data);
     data_drop(gw, e->base);
-    e->data = e->base = NULL;
+    gw_entry_set_data(gw, e, NULL);
+    e->base = NULL;
     entry_unlink(gw, e);
 }
 

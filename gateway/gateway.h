@@ -117,7 +117,7 @@ bool gateway_lookup(struct gateway *gw, const char *key, struct gw_info *info);
 typedef int (*gw_list_fn)(void *ctx, const char *name, const struct gw_info *info);
 void gateway_list_local(struct gateway *gw, const char *dir_prefix, gw_list_fn fn, void *ctx);
 
-/* True when any key with local data begins with `prefix`. */
+/* True when any key with local data is inside the folder `prefix` ("a/b/", ending in /). */
 bool gateway_has_local_under(struct gateway *gw, const char *prefix);
 
 /* The status attribute of `key` ("pending", "done", "failed: <reason>") into buf. Returns false

@@ -39,7 +39,9 @@ struct gw_entry {
     char *format;      /* sniffed image format ("jpeg"), NULL for other files */
     char *renditions;  /* the keys the last resize wrote, one per line */
     struct gw_entry *hash_next;
-    struct gw_entry *done_next; /* the FIFO of finished entries kept for their status */
+    struct gw_entry *done_next, *done_prev; /* the FIFO of finished entries kept for their
+                                               status */
+    bool in_done;
 };
 
 struct gw_file {
@@ -62,6 +64,9 @@ struct gw_task {
     struct gw_task *next;
 };
 
+#define DIR_BUCKETS 4096
+struct dir_count;
+
 struct gateway {
     const struct config *cfg;
     struct s3client *s3;
@@ -74,6 +79,7 @@ struct gateway {
     size_t table_size, entry_count;
     struct gw_entry *done_head, *done_tail;
     size_t done_count;
+    struct dir_count *dirs[DIR_BUCKETS];
     uint64_t next_seq;
 
     struct gw_queue flush_q;  /* committed, to be made durable */
@@ -101,6 +107,8 @@ void gw_finish(struct gateway *gw, struct gw_entry *e, enum gw_state final);
 void gw_record(struct gateway *gw, struct gw_entry *e);
 void gw_changed(struct gateway *gw, const char *key, const struct gw_info *info);
 void gateway_unlink_entry(struct gateway *gw, struct gw_entry *e);
+/* Sets e->data (NULL: no local data), keeping the folder counts right. With the lock held. */
+void gw_entry_set_data(struct gateway *gw, struct gw_entry *e, struct gw_data *d);
 
 /* workers.c */
 void gw_queue_init(struct gw_queue *q);

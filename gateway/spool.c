@@ -15,99 +15,13 @@
 #include <unistd.h>
 
 struct spool {
-    int dirfd;  /* cache_dir/spool */
-    int lockfd; /* cache_dir/lock, flock'd */
+    int dirfd;     /* cache_dir/spool */
+    int cachefd;   /* cache_dir */
+    int lockfd;    /* cache_dir/lock, flock'd */
+    int journalfd; /* cache_dir/journal, O_APPEND */
     uint64_t next_id;
-    char *path;
+    char *path, *journal;
 };
-
-static const char record_magic[] = "s3imgfs-spool 1";
-
-static int make_dir(const char *path)
-{
-    if (mkdir(path, 0700) == 0 || errno == EEXIST)
-        return 0;
-    return -errno;
-}
-
-struct spool *spool_open(const char *cache_dir, struct s3_error *err)
-{
-    struct spool *sp = calloc(1, sizeof(*sp));
-    if (!sp)
-        return NULL;
-    sp->dirfd = sp->lockfd = -1;
-    char *lock = NULL;
-    if (asprintf(&sp->path, "%s/spool", cache_dir) < 0 || asprintf(&lock, "%s/lock", cache_dir) < 0)
-        goto oom;
-    int rc = make_dir(cache_dir);
-    if (rc == 0)
-        rc = make_dir(sp->path);
-    if (rc != 0) {
-        s3_error_set(err, 0, "LocalIOError", false,
-                     "cannot create the cache folder %s: %s (set [gateway] cache_dir to a "
-                     "writable folder)",
-                     sp->path, strerror(-rc));
-        goto fail;
-    }
-    sp->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (sp->lockfd < 0 || flock(sp->lockfd, LOCK_EX | LOCK_NB) != 0) {
-        bool busy = errno == EWOULDBLOCK;
-        s3_error_set(err, 0, "LocalIOError", false,
-                     busy ? "the cache folder %s is in use by another s3imgfs (give each mount "
-                            "its own [gateway] cache_dir)"
-                          : "cannot lock %s: %s",
-                     cache_dir, strerror(errno));
-        goto fail;
-    }
-    sp->dirfd = open(sp->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (sp->dirfd < 0) {
-        s3_error_set(err, 0, "LocalIOError", false, "cannot open %s: %s", sp->path,
-                     strerror(errno));
-        goto fail;
-    }
-    sp->next_id = 1;
-    free(lock);
-    return sp;
-oom:
-    s3_error_set(err, 0, "OutOfMemory", false, "out of memory");
-fail:
-    free(lock);
-    spool_close(sp);
-    return NULL;
-}
-
-void spool_close(struct spool *sp)
-{
-    if (!sp)
-        return;
-    if (sp->dirfd >= 0)
-        close(sp->dirfd);
-    if (sp->lockfd >= 0)
-        close(sp->lockfd); /* releases the flock */
-    free(sp->path);
-    free(sp);
-}
-
-static void name_of(char *buf, size_t len, uint64_t id, const char *ext)
-{
-    snprintf(buf, len, "%020" PRIu64 ".%s", id, ext);
-}
-
-int spool_create(struct spool *sp, uint64_t *id)
-{
-    char name[64];
-    for (;;) {
-        uint64_t n = __atomic_fetch_add(&sp->next_id, 1, __ATOMIC_RELAXED);
-        name_of(name, sizeof(name), n, "data");
-        int fd = openat(sp->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            *id = n;
-            return fd;
-        }
-        if (errno != EEXIST)
-            return -errno;
-    }
-}
 
 static const char *const state_names[] = {"writing",  "held",     "local", "pending", "uploading",
                                           "uploaded", "resizing", "done",  "failed"};
@@ -120,66 +34,160 @@ const char *gw_state_name(enum gw_state state)
     return shown[state];
 }
 
-static int parse_state(const char *s, enum gw_state *out)
+static int make_dir(const char *path)
 {
-    for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++)
-        if (strcmp(s, state_names[i]) == 0) {
-            *out = (enum gw_state)i;
-            return 0;
-        }
+    if (mkdir(path, 0700) == 0 || errno == EEXIST)
+        return 0;
+    return -errno;
+}
+
+static int open_fail(struct s3_error *err, const char *what, const char *path)
+{
+    s3_error_set(err, 0, "LocalIOError", false,
+                 "cannot %s %s: %s (set [gateway] cache_dir to a writable folder)", what, path,
+                 strerror(errno));
     return -1;
 }
 
-int spool_write_record(struct spool *sp, const struct spool_record *rec, bool durable)
+static int lock_cache(struct spool *sp, const char *cache_dir, struct s3_error *err)
 {
-    char *key = aws_uri_encode(rec->key, strlen(rec->key), true);
-    if (!key)
-        return -ENOMEM;
-    char *text = NULL;
-    int len = asprintf(&text,
-                       "%s\nid=%" PRIu64 "\nseq=%" PRIu64 "\nstate=%s\nmode=%o\nmtime=%lld.%09ld\n"
-                       "key=%s\n",
-                       record_magic, rec->id, rec->seq, state_names[rec->state],
-                       (unsigned)rec->mode & 07777, (long long)rec->mtime.tv_sec,
-                       rec->mtime.tv_nsec, key);
-    free(key);
-    if (len < 0)
-        return -ENOMEM;
-    char tmp[64], name[64];
-    name_of(tmp, sizeof(tmp), rec->id, "job.tmp");
-    name_of(name, sizeof(name), rec->id, "job");
-    int rc = 0;
-    int fd = openat(sp->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        rc = -errno;
-    else {
-        if (write(fd, text, (size_t)len) != len)
-            rc = errno ? -errno : -EIO;
-        if (rc == 0 && durable && fsync(fd) != 0)
-            rc = -errno;
-        if (close(fd) != 0 && rc == 0)
-            rc = -errno;
-        if (rc == 0 && renameat(sp->dirfd, tmp, sp->dirfd, name) != 0)
-            rc = -errno;
-        if (rc != 0)
-            unlinkat(sp->dirfd, tmp, 0);
+    sp->lockfd = openat(sp->cachefd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (sp->lockfd < 0)
+        return open_fail(err, "create a lock file in", cache_dir);
+    if (flock(sp->lockfd, LOCK_EX | LOCK_NB) != 0) {
+        s3_error_set(err, 0, "LocalIOError", false,
+                     "the cache folder %s is in use by another s3imgfs (give each mount its own "
+                     "[gateway] cache_dir)",
+                     cache_dir);
+        return -1;
     }
-    free(text);
+    return 0;
+}
+
+struct spool *spool_open(const char *cache_dir, struct s3_error *err)
+{
+    struct spool *sp = calloc(1, sizeof(*sp));
+    if (!sp)
+        return NULL;
+    sp->dirfd = sp->cachefd = sp->lockfd = sp->journalfd = -1;
+    sp->next_id = 1;
+    if (asprintf(&sp->path, "%s/spool", cache_dir) < 0 ||
+        asprintf(&sp->journal, "%s/journal", cache_dir) < 0) {
+        s3_error_set(err, 0, "OutOfMemory", false, "out of memory");
+        goto fail;
+    }
+    if (make_dir(cache_dir) != 0 || make_dir(sp->path) != 0) {
+        open_fail(err, "create", sp->path);
+        goto fail;
+    }
+    sp->cachefd = open(cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    sp->dirfd = open(sp->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sp->cachefd < 0 || sp->dirfd < 0) {
+        open_fail(err, "open", sp->path);
+        goto fail;
+    }
+    if (lock_cache(sp, cache_dir, err) != 0)
+        goto fail;
+    return sp;
+fail:
+    spool_close(sp);
+    return NULL;
+}
+
+void spool_close(struct spool *sp)
+{
+    if (!sp)
+        return;
+    int fds[] = {sp->dirfd, sp->cachefd, sp->journalfd, sp->lockfd}; /* the lock last */
+    for (size_t i = 0; i < 4; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(sp->path);
+    free(sp->journal);
+    free(sp);
+}
+
+static void data_name(char *buf, size_t len, uint64_t id)
+{
+    snprintf(buf, len, "%020" PRIu64 ".data", id);
+}
+
+int spool_create(struct spool *sp, uint64_t *id)
+{
+    char name[64];
+    for (;;) {
+        uint64_t n = __atomic_fetch_add(&sp->next_id, 1, __ATOMIC_RELAXED);
+        data_name(name, sizeof(name), n);
+        int fd = openat(sp->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            *id = n;
+            return fd;
+        }
+        if (errno != EEXIST)
+            return -errno;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Journal lines                                                                                */
+
+static uint32_t checksum(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* Appends `body` + " <checksum>\n" with one write (O_APPEND keeps lines whole). */
+static int append_line(struct spool *sp, const char *body)
+{
+    size_t len = strlen(body);
+    char *line = malloc(len + 12);
+    if (!line)
+        return -ENOMEM;
+    int n = snprintf(line, len + 12, "%s %08" PRIx32 "\n", body, checksum(body, len));
+    int rc = 0;
+    if (write(sp->journalfd, line, (size_t)n) != n)
+        rc = errno ? -errno : -EIO;
+    free(line);
     return rc;
 }
 
-int spool_sync_dir(struct spool *sp)
+static char *record_line(const struct spool_record *rec)
 {
-    return fsync(sp->dirfd) == 0 ? 0 : -errno;
+    char *key = aws_uri_encode(rec->key, strlen(rec->key), true);
+    char *line = NULL;
+    if (key && asprintf(&line, "C %" PRIu64 " %" PRIu64 " %s %o %lld.%09ld %s", rec->id, rec->seq,
+                        state_names[rec->state], (unsigned)rec->mode & 07777,
+                        (long long)rec->mtime.tv_sec, rec->mtime.tv_nsec, key) < 0)
+        line = NULL;
+    free(key);
+    return line;
+}
+
+int spool_write_record(struct spool *sp, const struct spool_record *rec)
+{
+    char *line = record_line(rec);
+    int rc = line ? append_line(sp, line) : -ENOMEM;
+    free(line);
+    return rc;
+}
+
+int spool_sync(struct spool *sp)
+{
+    if (fdatasync(sp->journalfd) != 0 || fsync(sp->dirfd) != 0)
+        return -errno;
+    return 0;
 }
 
 void spool_remove(struct spool *sp, uint64_t id)
 {
-    char name[64];
-    name_of(name, sizeof(name), id, "job");
+    char name[64], line[40];
+    data_name(name, sizeof(name), id);
     unlinkat(sp->dirfd, name, 0);
-    name_of(name, sizeof(name), id, "data");
-    unlinkat(sp->dirfd, name, 0);
+    snprintf(line, sizeof(line), "D %" PRIu64, id);
+    append_line(sp, line);
 }
 
 uint64_t spool_free_bytes(struct spool *sp)
@@ -190,109 +198,214 @@ uint64_t spool_free_bytes(struct spool *sp)
     return (uint64_t)st.f_bavail * st.f_frsize;
 }
 
-/* Parses one record file; 0 when it is whole and valid. */
-static int parse_record(const char *text, struct spool_record *rec)
+/* ------------------------------------------------------------------------------------------ */
+/* Replay                                                                                       */
+
+struct live {
+    struct spool_record *recs; /* by first appearance; removed ones have key NULL */
+    size_t count, cap;
+    size_t *index; /* open addressing: id -> position in recs + 1 (0 = empty) */
+    size_t index_cap;
+};
+
+static size_t *index_slot(const struct live *l, uint64_t id)
 {
-    if (strncmp(text, record_magic, sizeof(record_magic) - 1) != 0)
-        return -1;
-    char state[32] = "";
-    unsigned mode = 0644;
-    long long sec = 0;
-    long nsec = 0;
-    const char *key = NULL;
-    for (const char *line = strchr(text, '\n'); line && *++line; line = strchr(line, '\n')) {
-        if (sscanf(line, "seq=%" SCNu64, &rec->seq) == 1 || sscanf(line, "mode=%o", &mode) == 1 ||
-            sscanf(line, "mtime=%lld.%ld", &sec, &nsec) == 2 ||
-            sscanf(line, "state=%31s", state) == 1)
-            continue;
-        if (strncmp(line, "key=", 4) == 0)
-            key = line + 4;
-    }
-    if (!key || parse_state(state, &rec->state) != 0)
-        return -1;
-    const char *end = strchr(key, '\n');
-    if (!end)
-        return -1; /* a record always ends with its key line */
-    rec->key = aws_uri_decode(key, (size_t)(end - key), false, NULL);
-    rec->mode = (mode_t)(mode & 07777);
-    rec->mtime.tv_sec = (time_t)sec;
-    rec->mtime.tv_nsec = nsec;
-    return rec->key ? 0 : -1;
+    size_t i = (size_t)(id * 11400714819323198485ull) & (l->index_cap - 1);
+    while (l->index[i] && l->recs[l->index[i] - 1].id != id)
+        i = (i + 1) & (l->index_cap - 1);
+    return &l->index[i];
 }
 
-static char *read_small_file(int dirfd, const char *name)
+static int index_grow(struct live *l)
 {
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    size_t cap = l->index_cap ? l->index_cap * 2 : 256;
+    size_t *index = calloc(cap, sizeof(*index));
+    if (!index)
+        return -1;
+    free(l->index);
+    l->index = index;
+    l->index_cap = cap;
+    for (size_t i = 0; i < l->count; i++)
+        *index_slot(l, l->recs[i].id) = i + 1;
+    return 0;
+}
+
+static struct spool_record *find_live(struct live *l, uint64_t id)
+{
+    if (!l->index_cap)
+        return NULL;
+    size_t pos = *index_slot(l, id);
+    return pos && l->recs[pos - 1].key ? &l->recs[pos - 1] : NULL;
+}
+
+/* One line without its '\n'; ignored unless whole and intact. */
+static void replay_line(struct live *l, char *line)
+{
+    char *sum = strrchr(line, ' ');
+    if (!sum || strtoul(sum + 1, NULL, 16) != checksum(line, (size_t)(sum - line)))
+        return;
+    *sum = '\0';
+    uint64_t id, seq;
+    char state[16], key[4096];
+    unsigned mode;
+    long long sec;
+    long nsec;
+    if (sscanf(line, "D %" SCNu64, &id) == 1) {
+        struct spool_record *r = find_live(l, id);
+        if (r) {
+            free(r->key);
+            r->key = NULL;
+        }
+        return;
+    }
+    if (sscanf(line, "C %" SCNu64 " %" SCNu64 " %15s %o %lld.%ld %4095s", &id, &seq, state, &mode,
+               &sec, &nsec, key) != 7)
+        return;
+    struct spool_record rec = {.id = id, .seq = seq, .mode = (mode_t)(mode & 07777)};
+    rec.mtime = (struct timespec){(time_t)sec, nsec};
+    rec.state = GW_PENDING;
+    for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++)
+        if (strcmp(state, state_names[i]) == 0)
+            rec.state = (enum gw_state)i;
+    if (!(rec.key = aws_uri_decode(key, strlen(key), false, NULL)))
+        return;
+    struct spool_record *r = find_live(l, id);
+    if (r) {
+        free(r->key);
+        *r = rec;
+        return;
+    }
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct spool_record *recs = realloc(l->recs, cap * sizeof(*recs));
+        if (!recs) {
+            free(rec.key);
+            return;
+        }
+        l->recs = recs;
+        l->cap = cap;
+    }
+    if ((l->count + 1) * 2 > l->index_cap && index_grow(l) != 0) {
+        free(rec.key);
+        return;
+    }
+    size_t *slot = index_slot(l, id);
+    if (*slot) { /* a removed id written again: reuse its place */
+        free(l->recs[*slot - 1].key);
+        l->recs[*slot - 1] = rec;
+        return;
+    }
+    l->recs[l->count++] = rec;
+    *slot = l->count;
+}
+
+static int read_journal(struct spool *sp, struct live *l)
+{
+    FILE *f = fopen(sp->journal, "re");
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0)
+        if (line[n - 1] == '\n') { /* the last line may be torn */
+            line[n - 1] = '\0';
+            replay_line(l, line);
+        }
+    free(line);
+    fclose(f);
+    return 0;
+}
+
+/* The journal with only the live records, replacing the old one atomically. */
+static int rewrite_journal(struct spool *sp, const struct live *l)
+{
+    int fd = openat(sp->cachefd, "journal.new", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
-        return NULL;
-    char *buf = malloc(8192 + 1);
-    ssize_t n = buf ? read(fd, buf, 8192) : -1;
+        return -errno;
+    int saved = sp->journalfd, rc = 0;
+    sp->journalfd = fd;
+    for (size_t i = 0; i < l->count && rc == 0; i++)
+        if (l->recs[i].key)
+            rc = spool_write_record(sp, &l->recs[i]);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
     close(fd);
-    if (n < 0) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
+    sp->journalfd = saved;
+    if (rc == 0 && renameat(sp->cachefd, "journal.new", sp->cachefd, "journal") != 0)
+        rc = -errno;
+    if (rc == 0 && fsync(sp->cachefd) != 0)
+        rc = -errno;
+    return rc;
 }
 
-static void scan_entry(struct spool *sp, const char *name, spool_record_fn fn, void *ctx)
-{
-    uint64_t id;
-    char ext[16];
-    if (sscanf(name, "%" SCNu64 ".%15s", &id, ext) != 2)
-        return;
-    if (id >= sp->next_id)
-        sp->next_id = id + 1;
-    char data[64];
-    name_of(data, sizeof(data), id, "data");
-    if (strcmp(ext, "job.tmp") == 0) {
-        unlinkat(sp->dirfd, name, 0);
-        return;
-    }
-    if (strcmp(ext, "data") == 0) {
-        char job[64];
-        name_of(job, sizeof(job), id, "job");
-        if (faccessat(sp->dirfd, job, F_OK, 0) != 0)
-            unlinkat(sp->dirfd, name, 0); /* never committed */
-        return;
-    }
-    if (strcmp(ext, "job") != 0)
-        return;
-    struct spool_record rec = {.id = id};
-    char *text = read_small_file(sp->dirfd, name);
-    int fd = openat(sp->dirfd, data, O_RDWR | O_CLOEXEC);
-    if (text && fd >= 0 && parse_record(text, &rec) == 0) {
-        rec.id = id;
-        fn(ctx, &rec, fd);
-    } else {
-        if (fd >= 0)
-            close(fd);
-        /* A record without data (removed after its upload, the record's unlink lost in a
-         * crash) or unreadable: nothing to resume. */
-        spool_remove(sp, id);
-    }
-    free(rec.key);
-    free(text);
-}
-
-int spool_scan(struct spool *sp, spool_record_fn fn, void *ctx, struct s3_error *err)
+/* Data files of no live record were never committed: removed. */
+static void sweep_data_files(struct spool *sp, struct live *l)
 {
     int fd = dup(sp->dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
         if (fd >= 0)
             close(fd);
-        s3_error_set(err, 0, "LocalIOError", false, "cannot read %s: %s", sp->path,
-                     strerror(errno));
+        return;
+    }
+    rewinddir(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        uint64_t id;
+        char ext[8];
+        if (sscanf(de->d_name, "%" SCNu64 ".%7s", &id, ext) != 2 || strcmp(ext, "data") != 0)
+            continue;
+        if (id >= sp->next_id)
+            sp->next_id = id + 1;
+        if (!find_live(l, id))
+            unlinkat(sp->dirfd, de->d_name, 0);
+    }
+    closedir(d);
+}
+
+int spool_scan(struct spool *sp, spool_record_fn fn, void *ctx, struct s3_error *err)
+{
+    struct live l = {0};
+    int rc = read_journal(sp, &l);
+    if (rc != 0) {
+        s3_error_set(err, 0, "LocalIOError", false, "cannot read %s: %s", sp->journal,
+                     strerror(-rc));
         return -1;
     }
-    /* Records first would need two passes; names sort by id, and a .data is only removed when
-     * its .job is missing, which does not depend on the order. */
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            scan_entry(sp, de->d_name, fn, ctx);
-    closedir(d);
+    for (size_t i = 0; i < l.count; i++)
+        if (l.recs[i].id >= sp->next_id)
+            sp->next_id = l.recs[i].id + 1;
+    sweep_data_files(sp, &l);
+    /* records whose data is gone (its "D" line lost in a crash) are dropped */
+    for (size_t i = 0; i < l.count; i++) {
+        struct spool_record *r = &l.recs[i];
+        if (!r->key)
+            continue;
+        char name[64];
+        data_name(name, sizeof(name), r->id);
+        int fd = openat(sp->dirfd, name, O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+            free(r->key);
+            r->key = NULL;
+            continue;
+        }
+        fn(ctx, r, fd);
+    }
+    rc = rewrite_journal(sp, &l);
+    for (size_t i = 0; i < l.count; i++)
+        free(l.recs[i].key);
+    free(l.recs);
+    free(l.index);
+    if (rc == 0) {
+        sp->journalfd = openat(sp->cachefd, "journal", O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (sp->journalfd < 0)
+            rc = -errno;
+    }
+    if (rc != 0) {
+        s3_error_set(err, 0, "LocalIOError", false, "cannot write %s: %s", sp->journal,
+                     strerror(-rc));
+        return -1;
+    }
     return 0;
 }

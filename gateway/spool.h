@@ -1,12 +1,16 @@
 /* spool: the gateway's files on local disk (private to gateway/).
  *
  * cache_dir/spool/<id>.data   the bytes of one version of a file
- * cache_dir/spool/<id>.job    its journal record (written after the data is durable)
+ * cache_dir/journal           one line per event, appended: "C" records a committed version
+ *                             (key, state, mode, mtime), "D" says it is gone; each line ends
+ *                             with a checksum, so a line torn by a crash is ignored
  * cache_dir/lock              flock'd by the running gateway
  *
- * A .data without a .job is a version that was never committed (the writer had not closed it
- * when the gateway stopped) and is removed at open. Records are replaced atomically (temporary
- * file + rename), so a record is always whole.
+ * A data file is committed once its "C" line is durable (its bytes were synced first). One
+ * journal instead of a record file per version: a file costs one inode, not three, which is
+ * what made small-file ingest slow on ext4. At open the journal is replayed, data files of no
+ * live record are removed (never committed) and the journal is rewritten with the live
+ * records only.
  */
 #ifndef S3IMGFS_GATEWAY_SPOOL_H
 #define S3IMGFS_GATEWAY_SPOOL_H
@@ -40,13 +44,15 @@ int spool_scan(struct spool *sp, spool_record_fn fn, void *ctx, struct s3_error 
 /* A new, empty data file; its id in *id. Returns the fd (O_RDWR) or -errno. */
 int spool_create(struct spool *sp, uint64_t *id);
 
-/* Writes (replaces) the record of rec->id; with `durable`, fsyncs it (the folder is synced by
- * spool_sync_dir). Returns 0 or -errno. */
-int spool_write_record(struct spool *sp, const struct spool_record *rec, bool durable);
+/* Appends the record of rec->id (replacing earlier ones of that id at the next replay).
+ * Durable only after spool_sync. Returns 0 or -errno. */
+int spool_write_record(struct spool *sp, const struct spool_record *rec);
 
-int spool_sync_dir(struct spool *sp);
+/* Makes the journal and the folder of data files durable (data files are synced by their
+ * owners). Returns 0 or -errno. */
+int spool_sync(struct spool *sp);
 
-/* Removes the record, then the data of `id`. */
+/* Removes the data of `id` and appends its "D" line. */
 void spool_remove(struct spool *sp, uint64_t id);
 
 /* Bytes free for the spool's filesystem (statvfs), or UINT64_MAX when unknown. */

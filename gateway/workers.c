@@ -93,21 +93,21 @@ static void *flusher_main(void *arg)
             }
         }
         pthread_mutex_unlock(&gw->lock);
-        int rc = 0;
+        /* Group commit: each file's bytes are synced, then their journal lines are written
+         * and synced once for the whole batch. */
         for (size_t i = 0; i < n; i++) {
             if (!datas[i] || !recs[i].key)
                 continue;
             int r = fdatasync(datas[i]->fd) == 0 ? 0 : -errno;
             if (r == 0)
-                r = spool_write_record(gw->spool, &recs[i], true);
-            if (r != 0) {
+                r = spool_write_record(gw->spool, &recs[i]);
+            if (r != 0)
                 log_error("%s: cannot make the file durable in the spool: %s", recs[i].key,
                           strerror(-r));
-                rc = r;
-            }
         }
-        if (spool_sync_dir(gw->spool) != 0 && rc == 0)
-            rc = -errno;
+        int rc = spool_sync(gw->spool);
+        if (rc != 0)
+            log_error("cannot sync the spool journal: %s", strerror(-rc));
         pthread_mutex_lock(&gw->lock);
         for (size_t i = 0; i < n; i++) {
             struct gw_entry *e = batch[i];
@@ -291,7 +291,7 @@ static void resize_one(struct gateway *gw, struct gw_entry *e)
         /* The upload itself succeeded: the data need not stay in the spool. */
         e->data->obsolete = true;
         gw_data_put(gw, e->data);
-        e->data = NULL;
+        gw_entry_set_data(gw, e, NULL);
     } else {
         free(e->renditions);
         e->renditions = job.renditions;
