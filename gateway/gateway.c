@@ -478,7 +478,7 @@ static int download_into(struct gateway *gw, const char *key, int fd, struct s3_
  * meanwhile still has it. With the lock held. */
 static int writable_data(struct gateway *gw, struct gw_entry *e, bool truncate)
 {
-    if (e->data && !e->data->committed)
+    if (e->data && !e->data->committed && !e->data->committing)
         return truncate && ftruncate(e->data->fd, 0) != 0 ? -errno : 0;
     int rc = 0;
     struct gw_data *d = data_new(gw, &rc);
@@ -577,12 +577,12 @@ static enum gw_state state_after_close(struct gateway *gw, const char *key)
 
 /* The last writer closed data that changed: the version becomes the committed one and goes to
  * the flusher (made durable there, then queued). With the lock held. */
-static void commit(struct gateway *gw, struct gw_entry *e)
+static void commit(struct gateway *gw, struct gw_entry *e, uint64_t seq)
 {
     e->data->committed = true;
     data_drop(gw, e->base);
     e->base = NULL;
-    e->seq = gw->next_seq++;
+    e->seq = seq;
     e->state = state_after_close(gw, e->key);
     e->hold_until = time(NULL) + (time_t)gw->cfg->gateway.temp_hold_seconds;
     free(e->reason);
@@ -593,19 +593,52 @@ static void commit(struct gateway *gw, struct gw_entry *e)
     gw_queue_push(&gw->flush_q, e);
 }
 
+/* The close of the last writer, before the commit: the bytes are synced, then the version's
+ * journal line is appended (not synced: the flusher syncs the journal for many files at
+ * once). So once close() returns, the file survives the gateway being killed, and after a
+ * power cut a journal line never points to bytes that were not on disk. Without the lock. */
+static int make_close_durable(struct gateway *gw, const struct gw_data *d,
+                              const struct spool_record *rec)
+{
+    if (fdatasync(d->fd) != 0)
+        return -errno;
+    return spool_write_record(gw->spool, rec);
+}
+
 int gateway_file_put(struct gateway *gw, struct gw_file *f)
 {
     if (!f)
         return 0;
+    int rc = 0;
     pthread_mutex_lock(&gw->lock);
     struct gw_entry *e = f->entry;
-    if (f->writer && --e->writers == 0 && !e->unlinked && e->data == f->data)
-        commit(gw, e);
+    struct gw_data *d = f->data;
+    if (f->writer && --e->writers == 0 && !e->unlinked && e->data == d) {
+        /* a writer opening meanwhile gets a copy (committing counts as committed) */
+        d->committing = true;
+        uint64_t seq = gw->next_seq++;
+        enum gw_state state = state_after_close(gw, e->key);
+        struct spool_record rec = {d->id, seq, strdup(e->key), state, e->mode, e->mtime};
+        pthread_mutex_unlock(&gw->lock);
+        if (state != GW_LOCAL_ONLY)
+            rc = rec.key ? make_close_durable(gw, d, &rec) : -ENOMEM;
+        free(rec.key);
+        if (rc != 0)
+            log_error("%s: cannot make the file durable in the spool (%s): it is kept and "
+                      "uploaded anyway",
+                      e->key, strerror(-rc));
+        pthread_mutex_lock(&gw->lock);
+        d->committing = false;
+        if (!e->unlinked && e->data == d)
+            commit(gw, e, seq);
+        else if (e->base == d)
+            d->committed = true; /* superseded while closing: the fallback version */
+    }
     gw_data_put(gw, f->data);
     gw_entry_release(gw, e);
     pthread_mutex_unlock(&gw->lock);
     free(f);
-    return 0;
+    return rc; /* the data is kept and still uploaded either way */
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -14,8 +14,9 @@ struct gw_data {
     uint64_t id;
     int fd;
     unsigned refs;
-    bool committed; /* has a journal record; immutable from then on */
-    bool obsolete;  /* superseded, uploaded and resized, or unlinked: remove when unused */
+    bool committed;  /* has a journal record; immutable from then on */
+    bool committing; /* being synced at its last writer's close */
+    bool obsolete;   /* superseded, uploaded and resized, or unlinked: remove when unused */
 };
 
 /* Everything the gateway knows about one key. Guarded by gateway.lock. */

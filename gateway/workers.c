@@ -93,17 +93,14 @@ static void *flusher_main(void *arg)
             }
         }
         pthread_mutex_unlock(&gw->lock);
-        /* Group commit: each file's bytes are synced, then their journal lines are written
-         * and synced once for the whole batch. */
+        /* Group commit: the bytes were synced at close; the journal lines (written again
+         * here with the latest key and state) are synced once for the whole batch. */
         for (size_t i = 0; i < n; i++) {
             if (!datas[i] || !recs[i].key)
                 continue;
-            int r = fdatasync(datas[i]->fd) == 0 ? 0 : -errno;
-            if (r == 0)
-                r = spool_write_record(gw->spool, &recs[i]);
+            int r = spool_write_record(gw->spool, &recs[i]);
             if (r != 0)
-                log_error("%s: cannot make the file durable in the spool: %s", recs[i].key,
-                          strerror(-r));
+                log_error("%s: cannot write its journal line: %s", recs[i].key, strerror(-r));
         }
         int rc = spool_sync(gw->spool);
         if (rc != 0)
