@@ -141,10 +141,45 @@ static void fill_etag(struct gateway *gw, struct gw_job *job)
     s3_object_info_clear(&info);
 }
 
+/* True when every rendition exists and was made from this very source (its source-etag): a
+ * job repeated after a restart is then skipped. One HEAD when they do not (the usual case). */
+static bool renditions_current(struct gateway *gw, struct gw_job *job)
+{
+    if (!job->etag[0] || !job->format)
+        return false;
+    char **keys = NULL;
+    size_t n = gw_rendition_candidates(gw, job->key, job->format, &keys);
+    bool current = n > 0;
+    size_t len = 1;
+    for (size_t i = 0; i < n && current; i++) {
+        struct s3_object_info info = {0};
+        struct s3_error err = {0};
+        const char *etag = NULL;
+        if (s3_head_object(gw->s3, gw->cfg->s3.destination_bucket, keys[i], &info, &err) == 0)
+            etag = s3_object_info_meta(&info, "source-etag");
+        current = etag && strcmp(etag, job->etag) == 0;
+        s3_object_info_clear(&info);
+        len += strlen(keys[i]) + 1;
+    }
+    if (current && (job->renditions = malloc(len)) != NULL) {
+        char *p = job->renditions;
+        for (size_t i = 0; i < n; i++)
+            p += sprintf(p, "%s\n", keys[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    return current;
+}
+
 int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len)
 {
     const struct config *cfg = gw->cfg;
     fill_etag(gw, job);
+    if (renditions_current(gw, job)) {
+        log_info("%s: renditions already made from this version, skipped", job->key);
+        return 0;
+    }
     struct resize_options opts = {
         .sizes = cfg->resize.sizes,
         .size_count = cfg->resize.size_count,

@@ -230,8 +230,10 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
     pthread_mutex_lock(&gw->lock);
     e->busy = false;
     bool delete_old = false;
-    if (rc == 0 && !e->format && job.format)
-        e->format = strdup(job.format);
+    if (rc == 0 && e->data == job.data) { /* what this version turned out to be */
+        free(e->format);
+        e->format = job.format ? strdup(job.format) : NULL;
+    }
     if (overtaken(gw, e, &job, &delete_old)) {
         if (delete_old && rc == 0) {
             pthread_mutex_unlock(&gw->lock);
