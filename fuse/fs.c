@@ -714,8 +714,10 @@ static int rename_page(void *ctx, const struct s3_list_page *page)
         if (asprintf(&to, "%s%s", r->to_prefix, key + flen) < 0)
             return r->rc = -ENOMEM;
         r->rc = rename_remote_object(r->fs, r->fs->cfg->s3.source_bucket, key, to);
-        if (r->rc == 0 && to[strlen(to) - 1] != '/')
+        if (r->rc == 0 && to[strlen(to) - 1] != '/') {
             gateway_rename_renditions(r->fs->gw, key, to);
+            gateway_renamed(r->fs->gw, key, to);
+        }
         fs_cache_forget(r->fs->cache, r->fs->cfg->s3.source_bucket, key);
         free(to);
     }
@@ -813,8 +815,10 @@ static int fs_rename(const char *from_path, const char *to_path, unsigned int fl
         else {
             gateway_unlink_local(fs->gw, to.key);
             rc = rename_remote_object(fs, from.bucket, from.key, to.key);
-            if (rc == 0)
+            if (rc == 0) {
                 gateway_rename_renditions(fs->gw, from.key, to.key);
+                gateway_renamed(fs->gw, from.key, to.key);
+            }
         }
     }
     fs_cache_forget(fs->cache, from.bucket, from.key);

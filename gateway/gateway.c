@@ -787,6 +787,27 @@ int gateway_rename_local(struct gateway *gw, const char *from, const char *to)
     return 0;
 }
 
+void gateway_renamed(struct gateway *gw, const char *from, const char *to)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, from);
+    struct gw_entry *old = gw_find(gw, to);
+    char *key = strdup(to);
+    if (key && e && !e->data && !e->busy && (!old || !old->data)) {
+        if (old)
+            entry_unlink(gw, old);
+        table_remove(gw, e);
+        free(e->key);
+        e->key = key;
+        key = NULL;
+        free(e->renditions); /* they moved: recomputed from the new name */
+        e->renditions = NULL;
+        table_insert(gw, e);
+    }
+    free(key);
+    pthread_mutex_unlock(&gw->lock);
+}
+
 /* Drops e's local data and takes it out of the table. With the lock held. */
 void gateway_unlink_entry(struct gateway *gw, struct gw_entry *e)
 {

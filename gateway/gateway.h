@@ -136,6 +136,10 @@ bool gateway_set_mtime(struct gateway *gw, const char *key, const struct timespe
  * uploaded again under `to`. Returns 0, or -ENOENT when `from` has no local data. */
 int gateway_rename_local(struct gateway *gw, const char *from, const char *to);
 
+/* `from` was renamed to `to` in S3 (no local data): the status the gateway remembers of `from`
+ * now belongs to `to`. */
+void gateway_renamed(struct gateway *gw, const char *from, const char *to);
+
 /* Drops the local data of `key` (unlink). An upload in flight is deleted from S3 when it ends.
  * Returns 0, or -ENOENT when the key had no local data. */
 int gateway_unlink_local(struct gateway *gw, const char *key);

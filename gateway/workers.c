@@ -174,8 +174,9 @@ static void job_release(struct gateway *gw, struct gw_job *job)
 }
 
 /* After a worker's step: was the entry renamed, rewritten or removed meanwhile? Then the
- * object the worker wrote under job->key may have to go. With the lock held; true when the
- * worker's result no longer applies. */
+ * worker's result no longer applies (true), the object it wrote under job->key may have to go
+ * (*delete_old), and a version waiting for this worker to finish is queued now. With the lock
+ * held. */
 static bool overtaken(struct gateway *gw, struct gw_entry *e, const struct gw_job *job,
                       bool *delete_old)
 {
@@ -184,17 +185,19 @@ static bool overtaken(struct gateway *gw, struct gw_entry *e, const struct gw_jo
         *delete_old = true;
         return true;
     }
-    if (e->requeue) {
-        e->requeue = false;
+    bool renamed = e->requeue;
+    e->requeue = false;
+    if (renamed) {
         *delete_old = strcmp(e->key, job->key) != 0 && !gw_find(gw, job->key);
-        if (e->data == job->data) {
-            e->state = GW_PENDING;
-            e->refs++;
-            gw_queue_push(&gw->upload_q, e);
-        }
-        return true;
+        if (e->data == job->data)
+            e->state = GW_PENDING; /* the same bytes, to go up under the new name */
     }
-    return e->data != job->data || e->seq != job->seq;
+    bool newer = e->data != job->data || e->seq != job->seq;
+    if ((renamed || newer) && e->state == GW_PENDING && e->data && !e->retry_at) {
+        e->refs++;
+        gw_queue_push(&gw->upload_q, e);
+    }
+    return renamed || newer;
 }
 
 static bool wants_resize(struct gateway *gw, const struct gw_job *job)
