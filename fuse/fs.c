@@ -133,11 +133,33 @@ static int remote_folder_exists(struct fs *fs, const char *bucket, const char *p
     return found;
 }
 
+/* /.s3imgfs/status: the queue as JSON (see gateway_status_json). */
+static const char control_status[] = "status";
+
+static int control_lookup(struct fs *fs, const struct fs_path *p, struct fs_attr *a, mode_t *mode)
+{
+    clock_gettime(CLOCK_REALTIME, &a->mtime);
+    a->exists = true;
+    if (p->is_root) {
+        a->is_dir = true;
+        return 0;
+    }
+    if (strcmp(p->key, control_status) != 0)
+        return -ENOENT;
+    char *text = fs->gw ? gateway_status_json(fs->gw) : NULL;
+    a->size = text ? strlen(text) : 0;
+    free(text);
+    *mode = 0444;
+    return 0;
+}
+
 /* What a path is: from the spool, the caches, or S3 (HEAD, then a one-key listing). */
 static int lookup(struct fs *fs, const struct fs_path *p, struct fs_attr *a, mode_t *mode)
 {
     *mode = 0;
     memset(a, 0, sizeof(*a));
+    if (p->area == AREA_CONTROL)
+        return control_lookup(fs, p, a, mode);
     if (p->is_root) {
         *a = (struct fs_attr){.exists = true, .is_dir = true};
         clock_gettime(CLOCK_REALTIME, &a->mtime);
@@ -279,6 +301,8 @@ static int add_entry(struct list_ctx *l, const char *name, size_t len, const str
 {
     if (len == 0 || (l->hide && strlen(l->hide) == len && strncmp(name, l->hide, len) == 0))
         return 0;
+    if (l->hide && len == strlen(CONTROL_DIR + 1) && strncmp(name, CONTROL_DIR + 1, len) == 0)
+        return 0; /* the control folder wins over a real one */
     if (l->listing.count == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 256;
         struct fs_listing_entry *e = realloc(l->listing.entries, cap * sizeof(*e));
@@ -401,6 +425,13 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
     struct fs_path p;
     int rc = fs_path_parse(fs->cfg, path, &p);
     struct fs_listing listing = {0};
+    if (rc == 0 && p.area == AREA_CONTROL) {
+        filler(buf, ".", NULL, 0, 0);
+        filler(buf, "..", NULL, 0, 0);
+        filler(buf, control_status, NULL, 0, 0);
+        fs_path_clear(&p);
+        return 0;
+    }
     if (rc == 0)
         rc = remote_listing(fs, &p, &listing);
     if (rc != 0) {
@@ -418,6 +449,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
         clock_gettime(CLOCK_REALTIME, &a.mtime);
         fill_stat(fs, &a, 0, &st);
         filler(buf, fs->cfg->gateway.resized_dir, &st, 0, FUSE_FILL_DIR_PLUS);
+        filler(buf, CONTROL_DIR + 1, &st, 0, FUSE_FILL_DIR_PLUS);
     }
     for (size_t i = 0; i < listing.count; i++) {
         struct stat st;
@@ -502,12 +534,13 @@ static int fs_rmdir(const char *path)
 /* ------------------------------------------------------------------------------------------ */
 /* Files                                                                                        */
 
-enum handle_kind { HANDLE_SPOOL, HANDLE_REMOTE };
+enum handle_kind { HANDLE_SPOOL, HANDLE_REMOTE, HANDLE_TEXT };
 
 struct handle {
     enum handle_kind kind;
     struct gw_file *file;     /* HANDLE_SPOOL */
     struct fs_reader *reader; /* HANDLE_REMOTE */
+    char *text;               /* HANDLE_TEXT: made at open, so reads see one snapshot */
     bool writer;
     char *key;
 };
@@ -552,6 +585,27 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     return rc;
 }
 
+static int open_control(struct fs *fs, const struct fs_path *p, bool write,
+                        struct fuse_file_info *fi)
+{
+    if (p->is_root || strcmp(p->key, control_status) != 0)
+        return p->is_root ? -EISDIR : -ENOENT;
+    if (write)
+        return -EACCES;
+    struct handle *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    h->kind = HANDLE_TEXT;
+    h->text = fs->gw ? gateway_status_json(fs->gw) : strdup("{}\n");
+    if (!h->text) {
+        free(h);
+        return -ENOMEM;
+    }
+    fi->direct_io = 1; /* a new snapshot at each open, never the page cache's */
+    fi->fh = (uint64_t)(uintptr_t)h;
+    return 0;
+}
+
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
     struct fs *fs = fs_of_context();
@@ -560,7 +614,9 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
     if (rc != 0)
         return rc;
     bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
-    if (write && p.area == AREA_RESIZED) {
+    if (p.area == AREA_CONTROL) {
+        rc = open_control(fs, &p, write, fi);
+    } else if (write && p.area == AREA_RESIZED) {
         rc = -EROFS;
     } else if (write) {
         rc = open_writer(fs, &p, (fi->flags & O_TRUNC) != 0, 0644, fi);
@@ -595,6 +651,14 @@ static int fs_read(const char *path, char *buf, size_t size, off_t offset,
     struct handle *h = handle_of(fi);
     if (h->kind == HANDLE_REMOTE)
         return fs_reader_read(h->reader, buf, size, (uint64_t)offset);
+    if (h->kind == HANDLE_TEXT) {
+        size_t len = strlen(h->text);
+        if ((uint64_t)offset >= len)
+            return 0;
+        size_t n = len - (size_t)offset < size ? len - (size_t)offset : size;
+        memcpy(buf, h->text + offset, n);
+        return (int)n;
+    }
     ssize_t n = pread(gateway_file_fd(h->file), buf, size, offset);
     return n < 0 ? -errno : (int)n;
 }
@@ -657,6 +721,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
         rc = gateway_file_put(fs->gw, h->file);
     else
         fs_reader_free(h->reader);
+    free(h->text);
     free(h->key);
     free(h);
     return rc;

@@ -11,7 +11,13 @@
 
 /* ---- paths.c: the one mapping of paths to keys ---- */
 
-enum fs_area { AREA_SOURCE, AREA_RESIZED };
+enum fs_area {
+    AREA_SOURCE,
+    AREA_RESIZED,
+    AREA_CONTROL /* "/.s3imgfs": the gateway's own files (status) */
+};
+
+#define CONTROL_DIR "/.s3imgfs"
 
 struct fs_path {
     enum fs_area area;

@@ -25,6 +25,20 @@ static bool is_component(const char *rest, const char *name)
 int fs_path_parse(const struct config *cfg, const char *path, struct fs_path *out)
 {
     memset(out, 0, sizeof(*out));
+    if (strncmp(path, CONTROL_DIR, strlen(CONTROL_DIR)) == 0 &&
+        (path[strlen(CONTROL_DIR)] == '\0' || path[strlen(CONTROL_DIR)] == '/')) {
+        out->area = AREA_CONTROL;
+        out->bucket = "";
+        const char *name = path + strlen(CONTROL_DIR);
+        out->is_root = !*name;
+        out->key = strdup(*name ? name + 1 : "");
+        out->prefix = strdup("");
+        if (!out->key || !out->prefix) {
+            fs_path_clear(out);
+            return -ENOMEM;
+        }
+        return 0;
+    }
     const char *rest = path[0] == '/' ? path + 1 : path;
     const char *prefix = cfg->s3.source_prefix;
     out->area = AREA_SOURCE;

@@ -304,6 +304,12 @@ void gw_set_failed(struct gateway *gw, struct gw_entry *e, const char *fmt, ...)
     e->reason = strdup(reason);
     e->state = GW_FAILED;
     gw->stats.failures++;
+    struct gw_failure *f = &gw->failures[gw->failure_next++ % GW_FAILURES_KEPT];
+    free(f->key);
+    free(f->reason);
+    f->key = strdup(e->key);
+    f->reason = strdup(reason);
+    f->when = time(NULL);
     gw_record(gw, e);
 }
 
@@ -363,6 +369,7 @@ struct gateway *gateway_new(const struct gateway_options *opts, struct s3_error 
     gw->on_changed = opts->on_changed;
     gw->on_changed_ctx = opts->on_changed_ctx;
     gw->next_seq = 1;
+    gw->start_time = time(NULL);
     pthread_mutex_init(&gw->lock, NULL);
     pthread_cond_init(&gw->tasks_cond, NULL);
     pthread_cond_init(&gw->hold_cond, NULL);
@@ -431,6 +438,10 @@ void gateway_free(struct gateway *gw)
     gw_queue_destroy(&gw->upload_q);
     gw_queue_destroy(&gw->resize_q);
     free(gw->table);
+    for (size_t i = 0; i < GW_FAILURES_KEPT; i++) {
+        free(gw->failures[i].key);
+        free(gw->failures[i].reason);
+    }
     for (size_t i = 0; i < DIR_BUCKETS; i++)
         for (struct dir_count *d = gw->dirs[i], *next; d; d = next) {
             next = d->next;
@@ -913,7 +924,8 @@ void gateway_stats(struct gateway *gw, struct gw_stats *out)
         for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
             out->count[e->state]++;
             struct stat st;
-            if (e->data && e->state < GW_UPLOADED && fstat(e->data->fd, &st) == 0)
+            if (e->data && e->state < GW_UPLOADED && e->state != GW_LOCAL_ONLY &&
+                fstat(e->data->fd, &st) == 0)
                 out->bytes_pending += (uint64_t)st.st_size;
         }
     pthread_mutex_unlock(&gw->lock);

@@ -165,4 +165,8 @@ struct gw_stats {
 };
 void gateway_stats(struct gateway *gw, struct gw_stats *out);
 
+/* The queue as JSON (what MOUNTPOINT/.s3imgfs/status shows): files per state, bytes pending,
+ * totals since the mount, and the last failures with their reasons. malloc'd; NULL on ENOMEM. */
+char *gateway_status_json(struct gateway *gw);
+
 #endif

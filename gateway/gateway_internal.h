@@ -65,7 +65,8 @@ struct gw_task {
     struct gw_task *next;
 };
 
-#define DIR_BUCKETS 4096
+#define DIR_BUCKETS      4096
+#define GW_FAILURES_KEPT 10
 struct dir_count;
 
 struct gateway {
@@ -96,6 +97,12 @@ struct gateway {
     bool started;
 
     struct gw_stats stats;
+    struct gw_failure {
+        char *key, *reason;
+        time_t when;
+    } failures[GW_FAILURES_KEPT]; /* a ring: the last failures, for the status file */
+    size_t failure_next;
+    time_t start_time;
 };
 
 /* gateway.c */

@@ -1,0 +1,60 @@
+/* status: the queue as JSON, for MOUNTPOINT/.s3imgfs/status and `s3imgfs status`. */
+#include "gateway_internal.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *failures_json(struct gateway *gw)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < GW_FAILURES_KEPT; i++) {
+        /* newest first */
+        const struct gw_failure *f =
+            &gw->failures[(gw->failure_next + GW_FAILURES_KEPT - 1 - i) % GW_FAILURES_KEPT];
+        if (!f->key)
+            break;
+        json_array_append_new(list,
+                              json_pack("{s:s, s:s, s:I}", "key", f->key, "reason",
+                                        f->reason ? f->reason : "", "time", (json_int_t)f->when));
+    }
+    return list;
+}
+
+char *gateway_status_json(struct gateway *gw)
+{
+    struct gw_stats st;
+    gateway_stats(gw, &st);
+    json_t *states = json_object();
+    static const enum gw_state shown[] = {GW_PENDING,  GW_UPLOADING, GW_UPLOADED,
+                                          GW_RESIZING, GW_DONE,      GW_FAILED};
+    for (size_t i = 0; states && i < sizeof(shown) / sizeof(shown[0]); i++) {
+        size_t n = st.count[shown[i]];
+        if (shown[i] == GW_PENDING)
+            n += st.count[GW_WRITING] + st.count[GW_HELD];
+        json_object_set_new(states, gw_state_name(shown[i]), json_integer((json_int_t)n));
+    }
+    pthread_mutex_lock(&gw->lock);
+    json_t *failures = failures_json(gw);
+    time_t started = gw->start_time;
+    pthread_mutex_unlock(&gw->lock);
+    json_t *root = json_pack(
+        "{s:o?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o?}", "files", states, "bytes_pending",
+        (json_int_t)st.bytes_pending, "local_only", (json_int_t)st.count[GW_LOCAL_ONLY],
+        "uploads_done", (json_int_t)st.uploads_done, "bytes_uploaded",
+        (json_int_t)st.bytes_uploaded, "renditions_done", (json_int_t)st.renditions_done, "retries",
+        (json_int_t)st.retries, "started", (json_int_t)started, "last_failures", failures);
+    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    if (!text)
+        return NULL;
+    size_t len = strlen(text);
+    char *out = realloc(text, len + 2); /* a final newline, for `cat` */
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    out[len] = '\n';
+    out[len + 1] = '\0';
+    return out;
+}
