@@ -294,6 +294,7 @@ void fs_cache_forget(struct fs_cache *c, const char *bucket, const char *key)
             break;
     }
     pthread_mutex_unlock(&c->lock);
+    free(id);
 }
 
 /* With the lock held: the fresh listing of folder `id`, or NULL. */

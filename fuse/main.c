@@ -16,7 +16,7 @@
 #define EXIT_USAGE 2
 
 struct options {
-    const char *config;
+    char *config; /* malloc'd by fuse_opt_parse */
     const char **overrides;
     size_t override_count;
     int help, version;
@@ -252,6 +252,7 @@ out:
     conf_free(p.cfg);
     free(p.cmd.mountpoint);
     free(p.opts.overrides);
+    free(p.opts.config);
     fuse_opt_free_args(&args);
     return rc;
 }
