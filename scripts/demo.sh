@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The main job on a local default, end to end on this machine:
 #   installs what it needs, builds, starts a local S3 server (Ceph radosgw on 127.0.0.1),
-#   writes a config for it, and runs what s3imgfs can do today against it.
-# Usage: scripts/demo.sh [--keep]     (--keep leaves the server running and prints how to use it)
-# What it shows grows with the project: today the S3 client, the config and the resize engine;
-# the FUSE mount joins it when it lands (see README.md, "Status").
+#   writes a config for it, mounts s3imgfs, copies pictures in with cp, and shows them being
+#   uploaded and resized: their status, the renditions under resized/, and both buckets as an
+#   independent client (the aws CLI) sees them.
+# Usage: scripts/demo.sh [--keep]     (--keep leaves the server and the mount up)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -50,33 +50,56 @@ step "create the source and destination buckets"
 step "check the configuration against the server"
 "${s3[@]}" check
 
-step "upload a few pictures (made with libvips)"
+step "make a few pictures (libvips)"
 pics=$state/pictures
 mkdir -p "$pics"
 vips black "$pics/black.png" 640 480
 vips gaussnoise "$pics/noise.jpg" 1600 1200
 vips sines "$pics/holiday photo.jpg" 2000 1500 --hfreq 2 --vfreq 3 >/dev/null 2>&1 ||
   vips gaussnoise "$pics/holiday photo.jpg" 2000 1500
-for f in "$pics"/*; do
-  "${s3[@]}" put "$f" "2026/$(basename "$f")"
-done
-step "list the source bucket"
-"${s3[@]}" ls -r
-step "the same bucket seen by an independent client (aws CLI)"
-AWS_ACCESS_KEY_ID=$S3IMGFS_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3IMGFS_TEST_SECRET_KEY \
-  AWS_DEFAULT_REGION=us-east-1 /usr/bin/aws --endpoint-url "$S3IMGFS_TEST_ENDPOINT" \
-  s3 ls --recursive s3://photos/
+printf 'not a picture\n' >"$pics/notes.txt"
 
-step "resize them with the shared engine (one decode per picture, every size from it)"
-build/tools/s3imgfs-resize -c "$config" -j 2 -o "$state/renditions" "$pics"/*
-step "upload the renditions to the destination bucket, as {size}/{key}"
-for f in "$state"/renditions/*/*; do
-  size=$(basename "$(dirname "$f")")
-  "${s3[@]}" put --dest "$f" "$size/2026/$(basename "$f")"
-done
-"${s3[@]}" ls --dest -r
+mnt=$state/mnt
+mkdir -p "$mnt"
+fusermount3 -uz "$mnt" 2>/dev/null || true
+step "mount: build/fuse/s3imgfs -o config=$config $mnt"
+printf '[gateway]\ncache_dir = %s\n' "$state/cache" >>"$config"
+build/fuse/s3imgfs -o "config=$config" "$mnt"
+if [ "$keep" = 0 ]; then
+  trap 'fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt"; scripts/servers/rgw-stop.sh "$state" --purge >/dev/null' EXIT
+fi
 
-step "not yet: the FUSE mount that does all of this on close(), and SNS notices (issue #4 on)"
+step "cp the pictures into the mount (returns at local-disk speed; uploads run behind)"
+mkdir -p "$mnt/2026"
+cp "$pics"/* "$mnt/2026/"
+for f in "$mnt"/2026/*; do
+  printf '%-28s %s\n' "$(basename "$f")" "$(getfattr --only-values -n user.s3imgfs.status "$f")"
+done
+step "wait until each is done (images) or uploaded (other files)"
+for f in "$mnt"/2026/*; do
+  for _ in $(seq 1 300); do
+    st=$(getfattr --only-values -n user.s3imgfs.status "$f")
+    case $st in done | uploaded | failed*) break ;; esac
+    sleep 0.1
+  done
+  printf '%-28s %s\n' "$(basename "$f")" "$st"
+done
+step "the renditions, under resized/ in the mount"
+(cd "$mnt/resized" && ls -lR)
+for f in "$mnt"/resized/*/2026/*; do
+  printf '%-44s %s\n' "${f#"$mnt"/}" "$(vipsheader "$f" 2>/dev/null | sed 's/^[^:]*: //')"
+done
+step "the queue: $mnt/.s3imgfs/status"
+cat "$mnt/.s3imgfs/status"
+
+aws() {
+  AWS_ACCESS_KEY_ID=$S3IMGFS_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3IMGFS_TEST_SECRET_KEY \
+    AWS_DEFAULT_REGION=us-east-1 /usr/bin/aws --endpoint-url "$S3IMGFS_TEST_ENDPOINT" "$@"
+}
+step "both buckets as an independent client (aws CLI) sees them"
+aws s3 ls --recursive s3://photos/
+aws s3 ls --recursive s3://photos-resized/
+
 if [ "$keep" = 1 ]; then
-  echo "server left running: config $config; stop with scripts/servers/rgw-stop.sh $state --purge"
+  echo "left running: the mount $mnt (fusermount3 -u $mnt) and the server (scripts/servers/rgw-stop.sh $state --purge); config $config"
 fi
