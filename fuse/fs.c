@@ -542,6 +542,8 @@ struct handle {
     struct fs_reader *reader; /* HANDLE_REMOTE */
     char *text;               /* HANDLE_TEXT: made at open, so reads see one snapshot */
     bool writer;
+    bool uploaded_at_flush; /* sync_upload: this version went up at a close(); a later write
+                               starts a new one */
     char *key;
 };
 
@@ -671,6 +673,16 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t offset
     struct handle *h = handle_of(fi);
     if (!h->writer)
         return -EBADF;
+    if (h->uploaded_at_flush) { /* written again through a duplicate after a close() */
+        struct gw_file *again = NULL;
+        struct s3_error err = {0};
+        int rc = gateway_open_write(fs->gw, h->key, false, 0644, &again, &err);
+        if (rc != 0)
+            return rc;
+        gateway_file_put(fs->gw, h->file);
+        h->file = again;
+        h->uploaded_at_flush = false;
+    }
     ssize_t n = pwrite(gateway_file_fd(h->file), buf, size, offset);
     if (n < 0)
         return -errno;
@@ -701,6 +713,23 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     if (rc == 0)
         fs_cache_forget(fs->cache, p.bucket, p.key);
     fs_path_clear(&p);
+    return rc;
+}
+
+/* Each close(): with [gateway] sync_upload, the last writer's close waits for the upload and
+ * reports a failure as EIO. */
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    struct fs *fs = fs_of_context();
+    struct handle *h = handle_of(fi);
+    if (!fs->cfg->gateway.sync_upload || !h->writer || h->kind != HANDLE_SPOOL)
+        return 0;
+    struct s3_error err = {0};
+    int rc = gateway_file_upload_now(fs->gw, h->file, &err);
+    h->uploaded_at_flush = true;
+    if (rc != 0)
+        log_error("close: %s", err.message);
     return rc;
 }
 
@@ -999,6 +1028,7 @@ static const struct fuse_operations operations = {
     .read = fs_read,
     .write = fs_write,
     .truncate = fs_truncate,
+    .flush = fs_flush,
     .fsync = fs_fsync,
     .release = fs_release,
     .unlink = fs_unlink,

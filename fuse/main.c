@@ -16,8 +16,8 @@
 #define EXIT_USAGE 2
 
 struct options {
-    char *config; /* malloc'd by fuse_opt_parse */
-    const char **overrides;
+    char *config;     /* malloc'd by fuse_opt_parse */
+    char **overrides; /* malloc'd copies */
     size_t override_count;
     int help, version;
 };
@@ -43,11 +43,14 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *o
     for (size_t i = 0; conf_section_at(i); i++) {
         const char *s = conf_section_at(i);
         if (strlen(s) == (size_t)(dot - arg) && strncmp(arg, s, (size_t)(dot - arg)) == 0) {
-            const char **list = realloc(o->overrides, (o->override_count + 1) * sizeof(*list));
+            char **list = realloc(o->overrides, (o->override_count + 1) * sizeof(*list));
             if (!list)
                 return -1;
             o->overrides = list;
-            o->overrides[o->override_count++] = arg; /* argv outlives the parse */
+            /* a copy: fuse_opt hands out items of a split "-o a,b" in a scratch buffer */
+            if (!(o->overrides[o->override_count] = strdup(arg)))
+                return -1;
+            o->override_count++;
             return 0;
         }
     }
@@ -124,7 +127,7 @@ struct program {
 static int load_config(struct program *p)
 {
     struct conf_options co = {.path = p->opts.config,
-                              .overrides = p->opts.overrides,
+                              .overrides = (const char *const *)p->opts.overrides,
                               .override_count = p->opts.override_count};
     struct s3_error err = {0};
     p->cfg = conf_load(&co, &err);
@@ -251,6 +254,8 @@ out:
         resize_global_shutdown();
     conf_free(p.cfg);
     free(p.cmd.mountpoint);
+    for (size_t i = 0; i < p.opts.override_count; i++)
+        free(p.opts.overrides[i]);
     free(p.opts.overrides);
     free(p.opts.config);
     fuse_opt_free_args(&args);

@@ -373,6 +373,7 @@ struct gateway *gateway_new(const struct gateway_options *opts, struct s3_error 
     pthread_mutex_init(&gw->lock, NULL);
     pthread_cond_init(&gw->tasks_cond, NULL);
     pthread_cond_init(&gw->hold_cond, NULL);
+    pthread_cond_init(&gw->state_cond, NULL);
     gw_queue_init(&gw->flush_q);
     gw_queue_init(&gw->upload_q);
     gw_queue_init(&gw->resize_q);
@@ -451,6 +452,7 @@ void gateway_free(struct gateway *gw)
     spool_close(gw->spool);
     pthread_cond_destroy(&gw->tasks_cond);
     pthread_cond_destroy(&gw->hold_cond);
+    pthread_cond_destroy(&gw->state_cond);
     pthread_mutex_destroy(&gw->lock);
     free(gw);
 }
@@ -463,7 +465,7 @@ static struct gw_file *file_new(struct gw_entry *e, struct gw_data *d, bool writ
     struct gw_file *f = malloc(sizeof(*f));
     if (!f)
         return NULL;
-    *f = (struct gw_file){e, d, writer};
+    *f = (struct gw_file){.entry = e, .data = d, .writer = writer};
     e->refs++;
     d->refs++;
     if (writer)
@@ -616,40 +618,86 @@ static int make_close_durable(struct gateway *gw, const struct gw_data *d,
     return spool_write_record(gw->spool, rec);
 }
 
+/* The last writer is done with d: it is made durable and committed. With the lock held (and
+ * released while syncing). Returns 0 or -errno (the data is committed either way); *seq gets
+ * the version's commit number. */
+static int close_version(struct gateway *gw, struct gw_entry *e, struct gw_data *d, uint64_t *seq)
+{
+    /* a writer opening meanwhile gets a copy (committing counts as committed) */
+    d->committing = true;
+    *seq = gw->next_seq++;
+    enum gw_state state = state_after_close(gw, e->key);
+    struct spool_record rec = {d->id, *seq, strdup(e->key), state, e->mode, e->mtime};
+    pthread_mutex_unlock(&gw->lock);
+    int rc = 0;
+    if (state != GW_LOCAL_ONLY)
+        rc = rec.key ? make_close_durable(gw, d, &rec) : -ENOMEM;
+    if (rc != 0)
+        log_error("%s: cannot make the file durable in the spool (%s): it is kept and uploaded "
+                  "anyway",
+                  rec.key ? rec.key : "?", strerror(-rc));
+    free(rec.key);
+    pthread_mutex_lock(&gw->lock);
+    d->committing = false;
+    if (!e->unlinked && e->data == d)
+        commit(gw, e, *seq);
+    else if (e->base == d)
+        d->committed = true; /* superseded while closing: the fallback version */
+    return rc;
+}
+
 int gateway_file_put(struct gateway *gw, struct gw_file *f)
 {
     if (!f)
         return 0;
     int rc = 0;
+    uint64_t seq;
     pthread_mutex_lock(&gw->lock);
     struct gw_entry *e = f->entry;
-    struct gw_data *d = f->data;
-    if (f->writer && --e->writers == 0 && !e->unlinked && e->data == d) {
-        /* a writer opening meanwhile gets a copy (committing counts as committed) */
-        d->committing = true;
-        uint64_t seq = gw->next_seq++;
-        enum gw_state state = state_after_close(gw, e->key);
-        struct spool_record rec = {d->id, seq, strdup(e->key), state, e->mode, e->mtime};
-        pthread_mutex_unlock(&gw->lock);
-        if (state != GW_LOCAL_ONLY)
-            rc = rec.key ? make_close_durable(gw, d, &rec) : -ENOMEM;
-        free(rec.key);
-        if (rc != 0)
-            log_error("%s: cannot make the file durable in the spool (%s): it is kept and "
-                      "uploaded anyway",
-                      e->key, strerror(-rc));
-        pthread_mutex_lock(&gw->lock);
-        d->committing = false;
-        if (!e->unlinked && e->data == d)
-            commit(gw, e, seq);
-        else if (e->base == d)
-            d->committed = true; /* superseded while closing: the fallback version */
-    }
+    if (f->writer && --e->writers == 0 && !f->closed_early && !e->unlinked && e->data == f->data)
+        rc = close_version(gw, e, f->data, &seq);
     gw_data_put(gw, f->data);
     gw_entry_release(gw, e);
     pthread_mutex_unlock(&gw->lock);
     free(f);
     return rc; /* the data is kept and still uploaded either way */
+}
+
+/* Still on its way up: waiting for the flusher or a worker (not for a retry or a rename). */
+static bool upload_in_flight(const struct gateway *gw, const struct gw_entry *e, uint64_t seq)
+{
+    if (gw->stopping || e->unlinked || e->seq != seq)
+        return false;
+    return (e->state == GW_PENDING && !e->retry_at) || e->state == GW_UPLOADING;
+}
+
+int gateway_file_upload_now(struct gateway *gw, struct gw_file *f, struct s3_error *err)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = f->entry;
+    int rc = 0;
+    uint64_t seq;
+    if (!f->writer || f->closed_early || e->writers != 1 || e->unlinked || e->data != f->data) {
+        pthread_mutex_unlock(&gw->lock);
+        return 0; /* another writer still has it open: its close uploads it */
+    }
+    f->closed_early = true;
+    close_version(gw, e, f->data, &seq);
+    while (upload_in_flight(gw, e, seq))
+        pthread_cond_wait(&gw->state_cond, &gw->lock);
+    if (gw->stopping && upload_in_flight(gw, e, seq)) {
+        s3_error_set(err, 0, "LocalIOError", false,
+                     "%s: unmounting before the upload ended (it resumes at the next mount)",
+                     e->key);
+        rc = -EIO;
+    } else if (!e->unlinked && e->seq == seq && (e->state == GW_FAILED || e->retry_at)) {
+        s3_error_set(err, 0, "UploadFailed", false, "%s: %s%s", e->key,
+                     e->reason ? e->reason : "upload failed",
+                     e->state == GW_FAILED ? "" : " (retried in the background)");
+        rc = -EIO;
+    }
+    pthread_mutex_unlock(&gw->lock);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */

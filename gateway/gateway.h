@@ -98,6 +98,13 @@ int gateway_file_sync(struct gw_file *f);
  * a negative errno when it could not be made durable (the data is kept in the spool). */
 int gateway_file_put(struct gateway *gw, struct gw_file *f);
 
+/* [gateway] sync_upload: commits the data of the last writer now (as its close would) and
+ * waits until it is in S3. Returns 0 (also when another writer still has the file open: its
+ * close uploads it), or -EIO with err saying why: a permanent failure, a transient one (the
+ * file is retried in the background) or an unmount. The data stays in the spool either way.
+ * Writes through f after this are not allowed (open the file again). */
+int gateway_file_upload_now(struct gateway *gw, struct gw_file *f, struct s3_error *err);
+
 /* ------------------------------------------------------------------------------------------ */
 /* What the file system asks                                                                    */
 

@@ -49,6 +49,7 @@ struct gw_file {
     struct gw_entry *entry;
     struct gw_data *data; /* the version this reference reads or writes */
     bool writer;
+    bool closed_early; /* committed by gateway_file_upload_now: not again when dropped */
 };
 
 /* A FIFO of entries for one pool of workers. */
@@ -89,7 +90,8 @@ struct gateway {
     struct gw_queue resize_q; /* uploaded images */
     struct gw_task *tasks, *tasks_tail;
     pthread_cond_t tasks_cond;
-    pthread_cond_t hold_cond; /* wakes the hold timer */
+    pthread_cond_t hold_cond;  /* wakes the hold timer */
+    pthread_cond_t state_cond; /* an upload ended (for gateway_file_upload_now) */
 
     pthread_t *threads;
     size_t thread_count;

@@ -213,6 +213,8 @@ static void retry_later(struct gateway *gw, struct gw_entry *e, const char *reas
     e->retry_at = time(NULL) + (time_t)(1u << shift); /* 2 s .. 64 s */
     e->state = GW_PENDING;
     gw->stats.retries++;
+    free(e->reason);
+    e->reason = strdup(reason);
     log_warn("%s: upload failed (%s); retrying in %u s", e->key, reason, 1u << shift);
 }
 
@@ -268,6 +270,7 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
         gw_changed(gw, job.key, &info);
     }
     job_release(gw, &job);
+    pthread_cond_broadcast(&gw->state_cond);
 }
 
 static void resize_one(struct gateway *gw, struct gw_entry *e)
@@ -417,6 +420,7 @@ void gw_workers_stop(struct gateway *gw)
     pthread_cond_broadcast(&gw->resize_q.cond);
     pthread_cond_broadcast(&gw->tasks_cond);
     pthread_cond_broadcast(&gw->hold_cond);
+    pthread_cond_broadcast(&gw->state_cond);
     pthread_mutex_unlock(&gw->lock);
     for (size_t i = 0; i < gw->thread_count; i++)
         pthread_join(gw->threads[i], NULL);

@@ -10,6 +10,7 @@
 # Functions whose output is data (aws_objects, aws_put_history) print their errors on stderr.
 
 fs_pid=""   # the running s3imgfs process (started with -f, or found after it daemonized)
+mount_extra=() # more s3imgfs arguments for the next mounts (e.g. -o gateway.sync_upload=true)
 log_seen=0  # lines of $log already shown
 
 awsc() { "$AWS" --endpoint-url "$endpoint" "$@"; }
@@ -71,7 +72,7 @@ mount_fs() {
   echo "---- mount ($(date +%T)) ----" >>"$log"
   if [ "${1:-}" = daemon ]; then
     rc=0
-    "$fs" "${debug[@]}" -o "config=$conf" "$mnt" >>"$log" 2>&1 </dev/null || rc=$?
+    "$fs" "${debug[@]}" "${mount_extra[@]}" -o "config=$conf" "$mnt" >>"$log" 2>&1 </dev/null || rc=$?
     if [ "$rc" != 0 ]; then
       diag "s3imgfs (daemon mode) exited $rc"
       log_tail
@@ -89,7 +90,7 @@ mount_fs() {
     [ -n "$fs_pid" ] || { diag "mounted, but no s3imgfs process names $mnt on its command line"; return 1; }
     return 0
   fi
-  "$fs" -f "${debug[@]}" -o "config=$conf" "$mnt" >>"$log" 2>&1 </dev/null &
+  "$fs" -f "${debug[@]}" "${mount_extra[@]}" -o "config=$conf" "$mnt" >>"$log" 2>&1 </dev/null &
   fs_pid=$!
   deadline=$(($(now_ms) + 20000))
   until is_mounted; do

@@ -609,6 +609,27 @@ t_kill9() {
   done
 }
 
+# sync_upload = true: close() returns once the object is in S3, and reports a failed upload.
+t_sync_upload() {
+  unmount_fs || return 1
+  mount_extra=(-o gateway.sync_upload=true)
+  mount_fs || { mount_extra=(); return 1; }
+  mkdir -p "$mnt/c18" && head -c 300000 /dev/urandom >"$tmp/sync.bin" || return 1
+  cp "$tmp/sync.bin" "$mnt/c18/sync.bin" || { diag "cp with sync_upload failed"; return 1; }
+  # no waiting: the object must be there when cp returns
+  same_object "$src" c18/sync.bin "$tmp/sync.bin" || return 1
+  sed -i "s/^secret_access_key = .*/secret_access_key = wrong-$RANDOM-secret/" "$conf"
+  fails_with "Input/output error" cp "$tmp/sync.bin" "$mnt/c18/refused.bin"
+  local rc=$?
+  sed -i "s/^secret_access_key = .*/secret_access_key = $secret_key/" "$conf"
+  [ "$rc" = 0 ] || return 1
+  expect "status after the refused upload" failed "$(status_of "$mnt/c18/refused.bin" | cut -d: -f1)" ||
+    return 1
+  unmount_fs && mount_extra=() && mount_fs || return 1
+  # kept in the spool, retried at the next mount
+  wait_status "$mnt/c18/refused.bin" uploaded && same_object "$src" c18/refused.bin "$tmp/sync.bin"
+}
+
 # The whole tree but resized/, with the sizes of files; without .DS_Store, which s3imgfs keeps
 # only while mounted (junk_globs, docs/config.md).
 snapshot() {
@@ -660,6 +681,7 @@ case_ "symlink, link, other xattrs: ENOTSUP; chmod accepted, chown only to the m
 case_ "cp -p keeps the mtime (object metadata and stat)" run_case t_mtime_kept
 case_ ".s3imgfs/status: JSON counts, totals and the last failure; read-only; not in the bucket" run_case t_status_file
 case_ "kill -9 with 60 closed files not uploaded (wrong key): all arrive after a remount" run_case t_kill9
+case_ "sync_upload: cp returns with the object in S3; a refused upload is EIO, kept, retried" run_case t_sync_upload
 case_ "unmount while idle and remount (daemon mode): the listing is unchanged" run_case t_remount
 
 unmount_fs || diag "the final unmount failed"
