@@ -581,6 +581,8 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     int rc = fs_path_parse(fs->cfg, path, &p);
     if (rc == 0 && p.area == AREA_RESIZED)
         rc = -EROFS;
+    if (rc == 0 && gateway_spool_full(fs->gw))
+        rc = -ENOSPC;
     if (rc == 0)
         rc = open_writer(fs, &p, true, mode, fi);
     fs_path_clear(&p);
@@ -673,6 +675,8 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t offset
     struct handle *h = handle_of(fi);
     if (!h->writer)
         return -EBADF;
+    if (gateway_spool_full(fs->gw))
+        return -ENOSPC; /* [gateway] cache_max_mb: refused rather than blocked (semantics.md) */
     if (h->uploaded_at_flush) { /* written again through a duplicate after a close() */
         struct gw_file *again = NULL;
         struct s3_error err = {0};

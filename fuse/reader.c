@@ -32,6 +32,7 @@ struct fs_reader {
     pthread_t thread;
     uint64_t ahead_start; /* where it starts (set before the thread, read by the reader) */
     bool ahead_running;
+    bool ahead_enabled;
     int ahead_rc;
 };
 
@@ -48,6 +49,7 @@ struct fs_reader *fs_reader_new(struct s3client *s3, const char *bucket, const c
     }
     r->s3 = s3;
     r->size = size;
+    r->ahead_enabled = max_window > 0; /* read_ahead_kb = 0: nothing fetched in the background */
     r->max_window = max_window < MIN_WINDOW ? MIN_WINDOW : max_window;
     r->window = MIN_WINDOW;
     return r;
@@ -148,7 +150,7 @@ static void *fetch_ahead(void *arg)
 static void start_ahead(struct fs_reader *r)
 {
     uint64_t offset = r->cur.start + r->cur.len;
-    if (r->ahead_running || r->size == UINT64_MAX || offset >= r->size)
+    if (!r->ahead_enabled || r->ahead_running || r->size == UINT64_MAX || offset >= r->size)
         return;
     size_t want = r->window;
     if (offset + want > r->size)

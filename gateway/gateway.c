@@ -962,6 +962,11 @@ char *gateway_rendition_keys(struct gateway *gw, const char *key)
     return text;
 }
 
+bool gateway_spool_full(struct gateway *gw)
+{
+    return gw->spool_full;
+}
+
 void gateway_stats(struct gateway *gw, struct gw_stats *out)
 {
     pthread_mutex_lock(&gw->lock);

@@ -161,6 +161,10 @@ void gateway_rename_renditions(struct gateway *gw, const char *from, const char 
  * has or would have), as one string with one key per line, malloc'd; NULL when none. */
 char *gateway_rendition_keys(struct gateway *gw, const char *key);
 
+/* True when new data must be refused (ENOSPC): the spool holds [gateway] cache_max_mb or more,
+ * or its disk has less than 64 MiB free. Updated every second; cheap. */
+bool gateway_spool_full(struct gateway *gw);
+
 /* ------------------------------------------------------------------------------------------ */
 /* The queue, for the status file                                                               */
 

@@ -105,6 +105,8 @@ struct gateway {
     } failures[GW_FAILURES_KEPT]; /* a ring: the last failures, for the status file */
     size_t failure_next;
     time_t start_time;
+    _Atomic uint64_t spool_bytes; /* bytes in the spool, as of the timer's last look */
+    _Atomic bool spool_full;      /* cache_max_mb reached, or the cache disk nearly full */
 };
 
 /* gateway.c */

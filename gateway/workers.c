@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void gw_queue_init(struct gw_queue *q)
@@ -127,12 +128,32 @@ static void *flusher_main(void *arg)
 /* ------------------------------------------------------------------------------------------ */
 /* Timer: held temporaries whose time ran out, and retries that are due.                       */
 
+static uint64_t size_of(const struct gw_data *d)
+{
+    struct stat st;
+    return d && fstat(d->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+#define SPOOL_DISK_RESERVE (64ull << 20)
+
 static void *timer_main(void *arg)
 {
     struct gateway *gw = arg;
     pthread_mutex_lock(&gw->lock);
     while (!gw->stopping) {
         time_t now = time(NULL);
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < gw->table_size; i++)
+            for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next)
+                bytes += size_of(e->data) + size_of(e->base);
+        bool full = bytes >= (uint64_t)gw->cfg->gateway.cache_max_mb << 20 ||
+                    spool_free_bytes(gw->spool) < SPOOL_DISK_RESERVE;
+        if (full && !gw->spool_full)
+            log_warn("the spool is full (%llu MiB, [gateway] cache_max_mb = %u, or its disk has "
+                     "under 64 MiB free): writes fail with ENOSPC until uploads drain it",
+                     (unsigned long long)(bytes >> 20), gw->cfg->gateway.cache_max_mb);
+        gw->spool_bytes = bytes;
+        gw->spool_full = full;
         for (size_t i = 0; i < gw->table_size; i++)
             for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
                 bool held_out = e->state == GW_HELD && e->hold_until <= now;

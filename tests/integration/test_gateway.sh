@@ -630,6 +630,38 @@ t_sync_upload() {
   wait_status "$mnt/c18/refused.bin" uploaded && same_object "$src" c18/refused.bin "$tmp/sync.bin"
 }
 
+# cache_max_mb: with uploads failing (wrong key), the spool fills; writes then fail with ENOSPC
+# (no crash, nothing corrupt), and every file written before is uploaded once the key is right.
+t_spool_full() {
+  unmount_fs || return 1
+  mount_extra=(-o gateway.cache_max_mb=64)
+  mount_fs || { mount_extra=(); return 1; }
+  mount_extra=()
+  mkdir -p "$mnt/c19" && head -c $((1024 * 1024)) /dev/urandom >"$tmp/one.bin" || return 1
+  # a wrong key from now on (the mount checks the key, so it was right until now)
+  sed -i "s/^secret_access_key = .*/secret_access_key = wrong-$RANDOM-secret/" "$conf"
+  local i ok=0 refused=""
+  for i in $(seq 1 150); do
+    if cp "$tmp/one.bin" "$mnt/c19/f$i.bin" 2>"$tmp/full.err"; then
+      ok=$i
+    else
+      refused=$(cat "$tmp/full.err")
+      break
+    fi
+    [ $((i % 8)) != 0 ] || sleep 0.3 # the spool is measured once a second
+  done
+  sed -i "s/^secret_access_key = .*/secret_access_key = $secret_key/" "$conf"
+  grep -q "No space left on device" <<<"$refused" ||
+    { diag "150 MiB written into a 64 MiB spool without ENOSPC (last error: '$refused')"; return 1; }
+  [ "$ok" -ge 56 ] || { diag "ENOSPC after only $ok MiB (cache_max_mb = 64)"; return 1; }
+  rm -f "$mnt/c19/f$((ok + 1)).bin" # the refused one, if it was created
+  unmount_fs && mount_fs || return 1
+  for i in $(seq 1 "$ok"); do
+    wait_status "$mnt/c19/f$i.bin" uploaded || return 1
+  done
+  same_object "$src" c19/f1.bin "$tmp/one.bin" && same_object "$src" "c19/f$ok.bin" "$tmp/one.bin"
+}
+
 # The whole tree but resized/, with the sizes of files; without .DS_Store, which s3imgfs keeps
 # only while mounted (junk_globs, docs/config.md).
 snapshot() {
@@ -682,6 +714,7 @@ case_ "cp -p keeps the mtime (object metadata and stat)" run_case t_mtime_kept
 case_ ".s3imgfs/status: JSON counts, totals and the last failure; read-only; not in the bucket" run_case t_status_file
 case_ "kill -9 with 60 closed files not uploaded (wrong key): all arrive after a remount" run_case t_kill9
 case_ "sync_upload: cp returns with the object in S3; a refused upload is EIO, kept, retried" run_case t_sync_upload
+case_ "cache_max_mb: a full spool refuses writes with ENOSPC; what was written is uploaded later" run_case t_spool_full
 case_ "unmount while idle and remount (daemon mode): the listing is unchanged" run_case t_remount
 
 unmount_fs || diag "the final unmount failed"
