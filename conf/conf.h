@@ -90,6 +90,7 @@ struct config {
         enum conf_sse sse;
         const char *sse_kms_key_id; /* "" = the account's default key (only with aws:kms) */
         const char *ca_file;        /* absolute path of a readable PEM file; "" = system store */
+        bool content_md5;           /* uploads also carry Content-MD5 */
     } s3;
     struct {
         enum conf_resize_mode mode;

@@ -82,6 +82,7 @@ static struct s3client *make_client(const struct config *cfg, bool verbose, stru
         .endpoint = cfg->s3.endpoint,
         .region = cfg->s3.region,
         .path_style = cfg->s3.path_style,
+        .content_md5 = cfg->s3.content_md5,
         .ca_file = cfg->s3.ca_file[0] ? cfg->s3.ca_file : NULL,
         .credentials = conf_credentials_provider,
         .credentials_ctx = cfg->credentials,

@@ -520,8 +520,7 @@ int http_perform(struct s3client *c, const struct http_request *req, struct aws_
     if (!payload_hash && !req->body) {
         payload_hash = S3_EMPTY_SHA256;
     } else if (!payload_hash) {
-        char md5_unused[25];
-        if (s3_body_digests(req->body, hash, md5_unused, err) != 0)
+        if (s3_body_digests(req->body, hash, NULL, err) != 0)
             return -1;
         payload_hash = hash;
     }
@@ -550,17 +549,18 @@ void s3_md5_base64(const void *data, size_t len, char out[25])
 int s3_body_digests(const struct s3_body *body, char sha256_hex[65], char md5_b64[25],
                     struct s3_error *err)
 {
-    EVP_MD_CTX *sha = EVP_MD_CTX_new(), *md5 = EVP_MD_CTX_new();
+    EVP_MD_CTX *sha = EVP_MD_CTX_new(), *md5 = md5_b64 ? EVP_MD_CTX_new() : NULL;
     int rc = -1;
     char *buf = NULL;
-    if (!sha || !md5 || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL) ||
-        !EVP_DigestInit_ex(md5, EVP_md5(), NULL)) {
+    if (!sha || (md5_b64 && !md5) || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL) ||
+        (md5 && !EVP_DigestInit_ex(md5, EVP_md5(), NULL))) {
         s3_error_set(err, 0, "OutOfMemory", false, "cannot create digest contexts");
         goto out;
     }
     if (body->fd < 0) {
         EVP_DigestUpdate(sha, body->data, body->length);
-        EVP_DigestUpdate(md5, body->data, body->length);
+        if (md5)
+            EVP_DigestUpdate(md5, body->data, body->length);
     } else {
         enum { CHUNK = 256 * 1024 };
         buf = malloc(CHUNK);
@@ -573,7 +573,8 @@ int s3_body_digests(const struct s3_body *body, char sha256_hex[65], char md5_b6
                 goto out;
             }
             EVP_DigestUpdate(sha, buf, (size_t)got);
-            EVP_DigestUpdate(md5, buf, (size_t)got);
+            if (md5)
+                EVP_DigestUpdate(md5, buf, (size_t)got);
             done += (uint64_t)got;
         }
         if (!buf) {
@@ -584,8 +585,10 @@ int s3_body_digests(const struct s3_body *body, char sha256_hex[65], char md5_b6
     unsigned char md[32];
     EVP_DigestFinal_ex(sha, md, NULL);
     hex_encode(md, 32, sha256_hex);
-    EVP_DigestFinal_ex(md5, md, NULL);
-    EVP_EncodeBlock((unsigned char *)md5_b64, md, 16);
+    if (md5) {
+        EVP_DigestFinal_ex(md5, md, NULL);
+        EVP_EncodeBlock((unsigned char *)md5_b64, md, 16);
+    }
     rc = 0;
 out:
     free(buf);

@@ -16,6 +16,7 @@ struct s3client {
     char *hostport; /* "host[:port]" of the endpoint */
     char *region;
     bool path_style;
+    bool content_md5;
     char *ca_file;
     aws_credentials_fn credentials;
     void *credentials_ctx;
@@ -109,6 +110,7 @@ void headers_free(struct headers *h);
 int s3_info_from_headers(const struct aws_response *resp, struct s3_object_info *info);
 
 /* Content hashes of a body in one pass: lowercase hex SHA-256 and base64 MD5. */
+/* SHA-256 (hex) and, when md5_b64 is not NULL, MD5 (base64) of a body, in one pass. */
 int s3_body_digests(const struct s3_body *body, char sha256_hex[65], char md5_b64[25],
                     struct s3_error *err);
 void s3_md5_base64(const void *data, size_t len, char out[25]);

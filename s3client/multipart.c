@@ -87,7 +87,7 @@ int s3_multipart_upload_part(struct s3client *c, const char *bucket, const char 
                              struct s3_part *part, struct s3_error *err)
 {
     char sha[65], md5[25], *query = NULL, prefix[32];
-    if (s3_body_digests(body, sha, md5, err) != 0)
+    if (s3_body_digests(body, sha, c->content_md5 ? md5 : NULL, err) != 0)
         return -1;
     snprintf(prefix, sizeof(prefix), "partNumber=%d&", part_number);
     if (upload_id_query(&query, upload_id, prefix) != 0) {
@@ -97,7 +97,7 @@ int s3_multipart_upload_part(struct s3client *c, const char *bucket, const char 
     struct aws_header h[] = {{"content-md5", md5}};
     struct http_request req = {.query = query,
                                .headers = h,
-                               .header_count = 1,
+                               .header_count = c->content_md5 ? 1 : 0,
                                .body = body,
                                .payload_hash = sha,
                                .idempotent = true};

@@ -21,10 +21,11 @@ int s3_put_object(struct s3client *c, const char *bucket, const char *key,
                   struct s3_put_result *result, struct s3_error *err)
 {
     char sha[65], md5[25];
-    if (s3_body_digests(body, sha, md5, err) != 0)
+    if (s3_body_digests(body, sha, c->content_md5 ? md5 : NULL, err) != 0)
         return -1;
     struct headers h = {0};
-    headers_add(&h, "content-md5", md5);
+    if (c->content_md5)
+        headers_add(&h, "content-md5", md5);
     if (!opts || !opts->content_type)
         headers_add(&h, "content-type", "application/octet-stream");
     struct s3_target t;

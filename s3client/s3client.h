@@ -146,6 +146,12 @@ struct s3client_options {
     uint64_t multipart_part_size; /* default 8 MiB (minimum 5 MiB) */
     unsigned multipart_parallel;  /* parts in flight per upload; default 4 */
 
+    /* Every body's SHA-256 is signed (x-amz-content-sha256) and checked by the server (AWS and
+     * radosgw answer XAmzContentSHA256Mismatch, retried): that is the integrity check. With
+     * content_md5 uploads also carry Content-MD5, for stores that do not check the SHA-256; it
+     * costs more CPU than the SHA-256 itself on CPUs with SHA extensions. */
+    bool content_md5;
+
     const char *user_agent; /* default "s3imgfs/<version>" */
     bool verbose;           /* libcurl debug output to stderr (credentials are not printed) */
 };
@@ -226,8 +232,9 @@ struct s3_put_result {
     char version_id[128];
 };
 
-/* One PUT. The body's MD5 travels as Content-MD5 and its SHA-256 as x-amz-content-sha256, so
- * the server rejects a body damaged in transit. Limit 5 GiB; use s3_upload for any size. */
+/* One PUT. The body's SHA-256 travels as x-amz-content-sha256 (and its MD5 as Content-MD5 with
+ * the content_md5 option), so the server rejects a body damaged in transit. Limit 5 GiB; use
+ * s3_upload for any size. */
 int s3_put_object(struct s3client *c, const char *bucket, const char *key,
                   const struct s3_body *body, const struct s3_put_options *opts,
                   struct s3_put_result *result, struct s3_error *err);

@@ -933,6 +933,7 @@ static int make_client(struct cli *cli)
         .endpoint = cfg->s3.endpoint,
         .region = cfg->s3.region,
         .path_style = cfg->s3.path_style,
+        .content_md5 = cfg->s3.content_md5,
         .ca_file = *cfg->s3.ca_file ? cfg->s3.ca_file : NULL,
         .credentials = conf_credentials_provider,
         .credentials_ctx = cfg->credentials,

@@ -402,6 +402,7 @@ static void request_headers_carry_options(void **state)
     struct s3client_options o = {.endpoint = endpoint,
                                  .region = "eu-west-1",
                                  .path_style = true,
+                                 .content_md5 = true,
                                  .credentials = aws_credentials_static,
                                  .credentials_ctx = &creds};
     struct s3_error err;
@@ -453,6 +454,25 @@ static void request_headers_carry_options(void **state)
     assert_int_equal(info.size, 100);
     free(data);
     s3_object_info_clear(&info);
+    s3client_free(c);
+    server_stop(&s);
+}
+
+/* Without the content_md5 option a PUT carries the signed SHA-256 only (the server's check). */
+static void put_without_content_md5(void **state)
+{
+    (void)state;
+    static const struct step script[] = {OK_EMPTY};
+    struct server s;
+    server_start(&s, script, 1);
+    struct s3client *c = client_for(&s, 1);
+    struct s3_error err;
+    struct s3_body b = s3_body_mem("abc", 3);
+    assert_int_equal(s3_put_object(c, "bkt", "k", &b, NULL, NULL, &err), 0);
+    assert_null(strstr(s.heads[0], "content-md5:"));
+    assert_non_null(strstr(s.heads[0],
+                           "\r\nx-amz-content-sha256: "
+                           "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\r\n"));
     s3client_free(c);
     server_stop(&s);
 }
@@ -720,6 +740,7 @@ int main(void)
         cmocka_unit_test(json_service_error_is_parsed),
         cmocka_unit_test(copy_error_after_200_is_an_error),
         cmocka_unit_test(hostile_xml_is_rejected),
+        cmocka_unit_test(put_without_content_md5),
         cmocka_unit_test(request_headers_carry_options),
         cmocka_unit_test(virtual_hosted_addressing),
         cmocka_unit_test(bad_options_are_refused),
