@@ -760,7 +760,7 @@ const struct conf_row conf_rows[] = {
     {.info = {"gateway", "part_size_mb", "8", "size of each part of a multipart upload in MiB",
               {0}, NULL, 0},
      UINT(gateway.part_size_mb), .arg = &part_mb_range},
-    {.info = {"gateway", "part_parallel", "4", "parts of one file uploaded at the same time",
+    {.info = {"gateway", "part_parallel", "8", "parts of one file uploaded at the same time",
               {0}, NULL, 0},
      UINT(gateway.part_parallel), .arg = &part_parallel_range},
     {.info = {"gateway", "read_ahead_kb", "8192",

@@ -82,7 +82,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->gateway.cache_max_mb, 10240);
     assert_int_equal(c->gateway.multipart_threshold_mb, 16);
     assert_int_equal(c->gateway.part_size_mb, 8);
-    assert_int_equal(c->gateway.part_parallel, 4);
+    assert_int_equal(c->gateway.part_parallel, 8);
     assert_int_equal(c->gateway.read_ahead_kb, 8192);
     assert_string_equal(conf_origin(c, "gateway", "temp_globs"), "default");
 
@@ -110,7 +110,7 @@ static void test_defaults(void **state)
         "\ncache_max_mb = 10240  ; default\n",
         "\nmultipart_threshold_mb = 16  ; default\n",
         "\npart_size_mb = 8  ; default\n",
-        "\npart_parallel = 4  ; default\n",
+        "\npart_parallel = 8  ; default\n",
         "\nread_ahead_kb = 8192  ; default\n\n[log]\n",
     };
     for (size_t i = 0; i < COUNT(lines); i++)
