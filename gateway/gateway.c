@@ -888,15 +888,29 @@ int gateway_unlink_local(struct gateway *gw, const char *key)
     return rc;
 }
 
+static const char *format_by_extension(const char *key);
+
+/* Could `key` have renditions? An image the gateway saw, or a name an image would have. */
+static bool may_have_renditions(struct gateway *gw, const char *key)
+{
+    if (gw->cfg->resize.mode == CONF_RESIZE_OFF)
+        return false;
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = gw_find(gw, key);
+    bool image = e && e->format;
+    pthread_mutex_unlock(&gw->lock);
+    return image || format_by_extension(key);
+}
+
 void gateway_delete_renditions(struct gateway *gw, const char *key)
 {
-    if (gw->cfg->gateway.delete_renditions && gw->cfg->resize.mode != CONF_RESIZE_OFF)
+    if (gw->cfg->gateway.delete_renditions && may_have_renditions(gw, key))
         gw_task_push(gw, GW_TASK_DELETE_RENDITIONS, key, NULL);
 }
 
 void gateway_rename_renditions(struct gateway *gw, const char *from, const char *to)
 {
-    if (gw->cfg->resize.mode != CONF_RESIZE_OFF)
+    if (may_have_renditions(gw, from))
         gw_task_push(gw, GW_TASK_RENAME_RENDITIONS, from, to);
 }
 

@@ -20,18 +20,8 @@ bool gw_is_image_format(const char *format)
 /* The extension `size` gives a source of `format` (the engine's "auto" rule, without alpha). */
 static const char *output_extension(const struct conf_size *size, const char *format)
 {
-    switch (size->format) {
-    case CONF_FORMAT_JPEG:
-        return "jpg";
-    case CONF_FORMAT_WEBP:
-        return "webp";
-    case CONF_FORMAT_AVIF:
-        return "avif";
-    case CONF_FORMAT_PNG:
-        return "png";
-    default:
-        break;
-    }
+    if (size->format != CONF_FORMAT_AUTO)
+        return resize_extension(conf_format_name(size->format));
     if (strcmp(format, "png") == 0 || strcmp(format, "gif") == 0)
         return "png";
     if (strcmp(format, "webp") == 0)

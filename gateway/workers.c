@@ -328,29 +328,30 @@ static void resize_one(struct gateway *gw, struct gw_entry *e)
     job_release(gw, &job);
 }
 
-static void *upload_main(void *arg)
+/* A pool worker: takes entries from its queue until the gateway stops. */
+static void serve(struct gateway *gw, struct gw_queue *q,
+                  void (*step)(struct gateway *, struct gw_entry *))
 {
-    struct gateway *gw = arg;
     pthread_mutex_lock(&gw->lock);
     struct gw_entry *e;
-    while ((e = queue_pop(gw, &gw->upload_q, false)) != NULL) {
-        upload_one(gw, e);
+    while ((e = queue_pop(gw, q, false)) != NULL) {
+        step(gw, e);
         gw_entry_release(gw, e);
     }
     pthread_mutex_unlock(&gw->lock);
+}
+
+static void *upload_main(void *arg)
+{
+    struct gateway *gw = arg;
+    serve(gw, &gw->upload_q, upload_one);
     return NULL;
 }
 
 static void *resize_main(void *arg)
 {
     struct gateway *gw = arg;
-    pthread_mutex_lock(&gw->lock);
-    struct gw_entry *e;
-    while ((e = queue_pop(gw, &gw->resize_q, false)) != NULL) {
-        resize_one(gw, e);
-        gw_entry_release(gw, e);
-    }
-    pthread_mutex_unlock(&gw->lock);
+    serve(gw, &gw->resize_q, resize_one);
     resize_thread_done();
     return NULL;
 }
