@@ -720,7 +720,7 @@ const struct conf_row conf_rows[] = {
               {0}, NULL, 0},
      UINT(gateway.upload_workers), .arg = &workers_range},
     {.info = {"gateway", "resize_workers", "0",
-              "images resized at the same time, 1 to 64; 0 = the number of online CPUs",
+              "images resized at the same time, 1 to 64; 0 = the online CPUs + 1",
               {0}, NULL, 0},
      UINT(gateway.resize_workers), .arg = &resize_workers_range},
     {.info = {"gateway", "temp_globs",

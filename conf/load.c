@@ -556,9 +556,10 @@ static int finalize_gateway(struct conf_loader *L)
     struct config *c = L->cfg;
     if (c->gateway.resize_workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->gateway.resize_workers = n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
-        if (origin_note(L, "gateway", "resize_workers", "0 = the number of online CPUs",
-                        "the number of online CPUs") != 0)
+        /* one more than the CPUs: a worker also waits for its renditions' uploads */
+        c->gateway.resize_workers = n < 1 ? 2 : n >= 64 ? 64 : (unsigned)n + 1;
+        if (origin_note(L, "gateway", "resize_workers", "0 = the online CPUs + 1",
+                        "the online CPUs + 1") != 0)
             return -1;
     }
     if (!c->gateway.cache_dir[0]) {

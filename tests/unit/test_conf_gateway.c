@@ -34,7 +34,7 @@ static int teardown(void **state)
 static unsigned online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+    return n < 1 ? 2 : n >= 64 ? 64 : (unsigned)n + 1;
 }
 
 static const char *const default_temp[] = {
@@ -67,7 +67,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->gateway.resize_workers, online_cpus());
     assert_true(c->gateway.resize_workers >= 1);
     assert_string_equal(conf_origin(c, "gateway", "resize_workers"),
-                        "default (the number of online CPUs)");
+                        "default (the online CPUs + 1)");
     assert_globs(c->gateway.temp_globs, c->gateway.temp_glob_count, default_temp,
                  COUNT(default_temp));
     assert_int_equal(c->gateway.temp_hold_seconds, 30);
@@ -92,7 +92,7 @@ static void test_defaults(void **state)
     snprintf(line, sizeof(line), "\n[gateway]\ncache_dir = %s  ; default (~/.cache/s3imgfs)\n",
              want);
     assert_non_null(strstr(out, line));
-    snprintf(line, sizeof(line), "\nresize_workers = %u  ; default (the number of online CPUs)\n",
+    snprintf(line, sizeof(line), "\nresize_workers = %u  ; default (the online CPUs + 1)\n",
              online_cpus());
     assert_non_null(strstr(out, line));
     static const char *const lines[] = {
@@ -252,14 +252,14 @@ static void test_resize_workers_zero(void **state)
     struct config *c = load_ini("[gateway]\nresize_workers = 0\n");
     assert_int_equal(c->gateway.resize_workers, online_cpus());
     char want[600];
-    snprintf(want, sizeof(want), "%s:2 (0 = the number of online CPUs)", path_of("config.ini"));
+    snprintf(want, sizeof(want), "%s:2 (0 = the online CPUs + 1)", path_of("config.ini"));
     assert_string_equal(conf_origin(c, "gateway", "resize_workers"), want);
     conf_free(c);
     const char *ovr[] = {"gateway.resize_workers=0"};
     c = must_load_opts(NULL, ovr, 1);
     assert_int_equal(c->gateway.resize_workers, online_cpus());
     assert_string_equal(conf_origin(c, "gateway", "resize_workers"),
-                        "option -o gateway.resize_workers (0 = the number of online CPUs)");
+                        "option -o gateway.resize_workers (0 = the online CPUs + 1)");
     conf_free(c);
     c = load_ini("[gateway]\nresize_workers = 64\n");
     assert_int_equal(c->gateway.resize_workers, 64);
