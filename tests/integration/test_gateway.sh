@@ -545,6 +545,23 @@ t_statfs() {
   stat "$mnt/c13/readme.txt" >/dev/null
 }
 
+# Limits of names and renames, and one gateway per cache_dir.
+t_limits() {
+  local d250
+  d250=$(printf 'd%.0s' $(seq 1 250))
+  mkdir -p "$mnt/c21/$d250/$d250/$d250/$d250" || { diag "mkdir of a 1008-byte key failed"; return 1; }
+  fails_with "File name too long" touch "$mnt/c21/$d250/$d250/$d250/$d250/x$d250" || return 1
+  mkdir "$mnt/c21/full" "$mnt/c21/d2" && echo x >"$mnt/c21/full/x" && echo y >"$mnt/c21/d2/y" &&
+    echo f >"$mnt/c21/f" || return 1
+  wait_final "$mnt/c21/full/x" "$mnt/c21/d2/y" "$mnt/c21/f" || return 1
+  fails_with "Directory not empty" mv -T "$mnt/c21/d2" "$mnt/c21/full" || return 1
+  # rename(2) itself (mv refuses this case before calling it)
+  fails_with "Is a directory" "$PY" -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' \
+    "$mnt/c21/f" "$mnt/c21/full" || return 1
+  mkdir -p "$tmp/mnt2"
+  fails_with "in use by another s3imgfs" "$fs" -f -o "config=$conf" "$tmp/mnt2"
+}
+
 t_other_calls() {
   mkdir "$mnt/c15" && echo x >"$mnt/c15/f.txt" || return 1
   fails_with "Operation not supported" ln -s f.txt "$mnt/c15/link" || return 1
@@ -709,6 +726,7 @@ case_ ".DS_Store is not uploaded" run_case t_ds_store
 case_ "a text file ends 'uploaded' with no renditions" run_case t_text
 case_ "a truncated JPEG is uploaded, fails to resize with a reason, the gateway goes on" run_case t_corrupt
 case_ "df and stat answer" run_case t_statfs
+case_ "name limits, rename onto folders, one gateway per cache_dir" run_case t_limits
 case_ "symlink, link, other xattrs: ENOTSUP; chmod accepted, chown only to the mounting user" run_case t_other_calls
 case_ "cp -p keeps the mtime (object metadata and stat)" run_case t_mtime_kept
 case_ ".s3imgfs/status: JSON counts, totals and the last failure; read-only; not in the bucket" run_case t_status_file
