@@ -76,7 +76,12 @@ static void usage(FILE *out)
             "  -V, --version           the version\n");
 }
 
-static struct s3client *make_client(const struct config *cfg, bool verbose, struct s3_error *err)
+/* Two clients: the workers' (default retries and timeouts: a transfer may be slow) and the one
+ * FUSE threads use for lookups, listings, reads and namespace changes, which a user waits on:
+ * fewer attempts and a shorter stall limit, so a hung server gives EIO in under a minute
+ * rather than after 5 x 60 s. */
+static struct s3client *make_client(const struct config *cfg, bool interactive,
+                                    struct s3_error *err)
 {
     struct s3client_options o = {
         .endpoint = cfg->s3.endpoint,
@@ -89,7 +94,8 @@ static struct s3client *make_client(const struct config *cfg, bool verbose, stru
         .multipart_threshold = (uint64_t)cfg->gateway.multipart_threshold_mb << 20,
         .multipart_part_size = (uint64_t)cfg->gateway.part_size_mb << 20,
         .multipart_parallel = cfg->gateway.part_parallel,
-        .verbose = verbose,
+        .max_attempts = interactive ? 3 : 0,
+        .low_speed_seconds = interactive ? 15 : 0,
     };
     return s3client_new(&o, err);
 }
@@ -119,7 +125,8 @@ struct program {
     struct options opts;
     struct fuse_cmdline_opts cmd;
     struct config *cfg;
-    struct s3client *s3;
+    struct s3client *s3;    /* the workers' */
+    struct s3client *s3_fs; /* the FUSE threads' */
     struct fs *fs;
     struct gateway *gw;
     struct fuse *fuse;
@@ -143,13 +150,15 @@ static int prepare(struct program *p)
 {
     struct s3_error err = {0};
     p->s3 = make_client(p->cfg, false, &err);
-    if (!p->s3) {
+    if (p->s3)
+        p->s3_fs = make_client(p->cfg, true, &err);
+    if (!p->s3 || !p->s3_fs) {
         fprintf(stderr, "s3imgfs: %s\n", err.message);
         return -1;
     }
     if (check_buckets(p->cfg, p->s3) != 0)
         return -1;
-    p->fs = fs_new(p->cfg, p->s3);
+    p->fs = fs_new(p->cfg, p->s3_fs);
     struct gateway_options go = {p->cfg, p->s3, fs_key_changed, p->fs};
     if (!p->fs || !(p->gw = gateway_new(&go, &err))) {
         fprintf(stderr, "s3imgfs: %s\n", p->fs ? err.message : "out of memory");
@@ -250,6 +259,7 @@ out:
         fuse_destroy(p.fuse);
     gateway_free(p.gw);
     fs_free(p.fs);
+    s3client_free(p.s3_fs);
     s3client_free(p.s3);
     if (p.cfg && p.cfg->resize.mode == CONF_RESIZE_LOCAL && rc != EXIT_USAGE)
         resize_global_shutdown();
