@@ -223,10 +223,9 @@ static int compare_entries(const void *a, const void *b)
 void fs_cache_put_listing(struct fs_cache *c, const char *id, struct fs_listing *listing)
 {
     qsort(listing->entries, listing->count, sizeof(*listing->entries), compare_entries);
-    if (c->list_ttl == 0) {
-        fs_listing_clear(listing);
+    struct fs_listing copy;
+    if (c->list_ttl == 0 || copy_listing(listing, &copy) != 0)
         return;
-    }
     pthread_mutex_lock(&c->lock);
     double now = now_s();
     struct listing_slot *slot = NULL;
@@ -245,10 +244,8 @@ void fs_cache_put_listing(struct fs_cache *c, const char *id, struct fs_listing 
     free(slot->id);
     fs_listing_clear(&slot->listing);
     slot->id = strdup(id);
-    slot->listing = *listing;
+    slot->listing = copy;
     slot->expires = slot->id ? now + c->list_ttl : 0;
-    listing->entries = NULL;
-    listing->count = 0;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -401,7 +398,6 @@ void fs_cache_note(struct fs_cache *c, const char *bucket, const char *key,
 
 void fs_cache_seed_empty(struct fs_cache *c, const char *id)
 {
-    struct fs_listing empty = {calloc(1, sizeof(struct fs_listing_entry)), 0};
-    if (empty.entries)
-        fs_cache_put_listing(c, id, &empty);
+    struct fs_listing empty = {0};
+    fs_cache_put_listing(c, id, &empty);
 }

@@ -362,19 +362,7 @@ static int remote_listing(struct fs *fs, const struct fs_path *p, struct fs_list
         log_warn("listing s3://%s/%s failed: %s", p->bucket, p->prefix, err.message);
         return errno_of(&err);
     }
-    /* keep a copy in the cache; the caller gets the original */
-    struct fs_listing copy = {0};
-    copy.entries = malloc((l.listing.count ? l.listing.count : 1) * sizeof(*copy.entries));
-    for (size_t i = 0; copy.entries && i < l.listing.count; i++) {
-        copy.entries[i] = l.listing.entries[i];
-        if (!(copy.entries[i].name = strdup(l.listing.entries[i].name)))
-            break;
-        copy.count++;
-    }
-    if (copy.entries && copy.count == l.listing.count)
-        fs_cache_put_listing(fs->cache, id, &copy);
-    else
-        fs_listing_clear(&copy);
+    fs_cache_put_listing(fs->cache, id, &l.listing); /* also sorts ours */
     free(id);
     *out = l.listing;
     return 0;

@@ -64,7 +64,8 @@ bool fs_cache_get_listing(struct fs_cache *c, const char *id, struct fs_listing 
  * fresh listing. */
 int fs_cache_lookup_in_listing(struct fs_cache *c, const char *dir_id, const char *name,
                                struct fs_attr *attr);
-/* Takes ownership of *listing. */
+/* Sorts *listing by name (the caller's copy too: readdir merges by binary search) and keeps a
+ * copy of it for list_ttl seconds. */
 void fs_cache_put_listing(struct fs_cache *c, const char *id, struct fs_listing *listing);
 /* Forgets the attribute of the key and the listings of its folder and the folders above. */
 void fs_cache_forget(struct fs_cache *c, const char *bucket, const char *key);

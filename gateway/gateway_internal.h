@@ -96,7 +96,6 @@ struct gateway {
     pthread_t *threads;
     size_t thread_count;
     bool stopping;
-    bool started;
 
     struct gw_stats stats;
     struct gw_failure {

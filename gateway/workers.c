@@ -429,7 +429,6 @@ int gw_workers_start(struct gateway *gw, struct s3_error *err)
         }
         gw->thread_count++;
     }
-    gw->started = true;
     return 0;
 }
 

@@ -15,6 +15,11 @@ sanitize=1
 if [ "${1:-}" = "--no-sanitize" ]; then sanitize=0; shift; fi
 
 scripts/install-deps.sh
+# The file system tests need /dev/fuse; a container may have the kernel module but not the node.
+if [ ! -e /dev/fuse ] && [ "$(id -u)" = 0 ]; then
+  modprobe fuse 2>/dev/null || true
+  [ -e /dev/fuse ] || mknod -m 0666 /dev/fuse c 10 229 || true
+fi
 
 state=${S3IMGFS_TEST_STATE:-$(mktemp -d /tmp/s3imgfs-test.XXXXXX)}
 stop_servers() {

@@ -562,6 +562,20 @@ t_limits() {
   fails_with "in use by another s3imgfs" "$fs" -f -o "config=$conf" "$tmp/mnt2"
 }
 
+# A file being written that also exists in S3 is listed once, also on the first listing of its
+# folder (S3 answers subfolders and objects apart; the merge must see them sorted).
+t_listing_merge() {
+  printf 'remote\n' >"$tmp/remote.txt"
+  awsc s3 cp --quiet "$tmp/remote.txt" "s3://$src/c22/a.txt" &&
+    awsc s3 cp --quiet "$tmp/remote.txt" "s3://$src/c22/m/b.txt" &&
+    awsc s3 cp --quiet "$tmp/remote.txt" "s3://$src/c22/zz/b.txt" || return 1
+  exec 7>>"$mnt/c22/a.txt" || return 1 # open for writing: local data shadows the object
+  local names
+  names=$(ls "$mnt/c22" | tr '\n' ' ')
+  exec 7>&-
+  expect "ls c22 while a.txt is open for writing" "a.txt m zz " "$names"
+}
+
 t_other_calls() {
   mkdir "$mnt/c15" && echo x >"$mnt/c15/f.txt" || return 1
   fails_with "Operation not supported" ln -s f.txt "$mnt/c15/link" || return 1
@@ -726,6 +740,7 @@ case_ ".DS_Store is not uploaded" run_case t_ds_store
 case_ "a text file ends 'uploaded' with no renditions" run_case t_text
 case_ "a truncated JPEG is uploaded, fails to resize with a reason, the gateway goes on" run_case t_corrupt
 case_ "df and stat answer" run_case t_statfs
+case_ "a file being written that exists in S3 too is listed once" run_case t_listing_merge
 case_ "name limits, rename onto folders, one gateway per cache_dir" run_case t_limits
 case_ "symlink, link, other xattrs: ENOTSUP; chmod accepted, chown only to the mounting user" run_case t_other_calls
 case_ "cp -p keeps the mtime (object metadata and stat)" run_case t_mtime_kept
