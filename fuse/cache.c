@@ -222,7 +222,8 @@ static int compare_entries(const void *a, const void *b)
 
 void fs_cache_put_listing(struct fs_cache *c, const char *id, struct fs_listing *listing)
 {
-    qsort(listing->entries, listing->count, sizeof(*listing->entries), compare_entries);
+    if (listing->count) /* an empty listing may have no array (qsort wants one) */
+        qsort(listing->entries, listing->count, sizeof(*listing->entries), compare_entries);
     struct fs_listing copy;
     if (c->list_ttl == 0 || copy_listing(listing, &copy) != 0)
         return;
