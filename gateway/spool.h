@@ -57,5 +57,7 @@ void spool_remove(struct spool *sp, uint64_t id);
 
 /* Bytes free for the spool's filesystem (statvfs), or UINT64_MAX when unknown. */
 uint64_t spool_free_bytes(struct spool *sp);
+/* The free space under which new writes are refused (ENOSPC). */
+uint64_t spool_disk_reserve(struct spool *sp);
 
 #endif

@@ -134,8 +134,6 @@ static uint64_t size_of(const struct gw_data *d)
     return d && fstat(d->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-#define SPOOL_DISK_RESERVE (64ull << 20)
-
 static void *timer_main(void *arg)
 {
     struct gateway *gw = arg;
@@ -147,10 +145,10 @@ static void *timer_main(void *arg)
             for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next)
                 bytes += size_of(e->data) + size_of(e->base);
         bool full = bytes >= (uint64_t)gw->cfg->gateway.cache_max_mb << 20 ||
-                    spool_free_bytes(gw->spool) < SPOOL_DISK_RESERVE;
+                    spool_free_bytes(gw->spool) < spool_disk_reserve(gw->spool);
         if (full && !gw->spool_full)
             log_warn("the spool is full (%llu MiB, [gateway] cache_max_mb = %u, or its disk has "
-                     "under 64 MiB free): writes fail with ENOSPC until uploads drain it",
+                     "under min(64 MiB, 1/16 of its size) free): writes fail with ENOSPC until uploads drain it",
                      (unsigned long long)(bytes >> 20), gw->cfg->gateway.cache_max_mb);
         gw->spool_bytes = bytes;
         gw->spool_full = full;
