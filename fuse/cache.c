@@ -113,11 +113,18 @@ static struct attr_slot *find_attr(struct fs_cache *c, const char *id)
     return NULL;
 }
 
-bool fs_cache_get_attr(struct fs_cache *c, const char *id, struct fs_attr *out)
+/* Expired entries are kept (for stale_ok readers: S3 unreachable) until evicted; a forgotten
+ * one (expires 0) is never used again. */
+static bool usable(double expires, bool stale_ok)
+{
+    return expires > now_s() || (stale_ok && expires != 0);
+}
+
+bool fs_cache_get_attr(struct fs_cache *c, const char *id, bool stale_ok, struct fs_attr *out)
 {
     pthread_mutex_lock(&c->lock);
     struct attr_slot *s = find_attr(c, id);
-    bool hit = s && s->expires > now_s();
+    bool hit = s && usable(s->expires, stale_ok);
     if (hit)
         *out = s->attr;
     pthread_mutex_unlock(&c->lock);
@@ -157,12 +164,11 @@ void fs_cache_put_attr(struct fs_cache *c, const char *id, const struct fs_attr 
     pthread_mutex_unlock(&c->lock);
 }
 
-static struct listing_slot *find_listing(struct fs_cache *c, const char *id)
+static struct listing_slot *find_listing(struct fs_cache *c, const char *id, bool stale_ok)
 {
-    double now = now_s();
     for (size_t i = 0; i < MAX_LISTINGS; i++)
         if (c->listings[i].id && strcmp(c->listings[i].id, id) == 0)
-            return c->listings[i].expires > now ? &c->listings[i] : NULL;
+            return usable(c->listings[i].expires, stale_ok) ? &c->listings[i] : NULL;
     return NULL;
 }
 
@@ -183,10 +189,11 @@ static int copy_listing(const struct fs_listing *from, struct fs_listing *to)
     return 0;
 }
 
-bool fs_cache_get_listing(struct fs_cache *c, const char *id, struct fs_listing *out)
+bool fs_cache_get_listing(struct fs_cache *c, const char *id, bool stale_ok,
+                          struct fs_listing *out)
 {
     pthread_mutex_lock(&c->lock);
-    struct listing_slot *s = find_listing(c, id);
+    struct listing_slot *s = find_listing(c, id, stale_ok);
     bool hit = s && copy_listing(&s->listing, out) == 0;
     pthread_mutex_unlock(&c->lock);
     return hit;
@@ -198,10 +205,10 @@ static int compare_entry_name(const void *key, const void *elem)
 }
 
 int fs_cache_lookup_in_listing(struct fs_cache *c, const char *dir_id, const char *name,
-                               struct fs_attr *attr)
+                               bool stale_ok, struct fs_attr *attr)
 {
     pthread_mutex_lock(&c->lock);
-    struct listing_slot *s = find_listing(c, dir_id);
+    struct listing_slot *s = find_listing(c, dir_id, stale_ok);
     int rc = -1;
     if (s) {
         const struct fs_listing_entry *e =
@@ -295,10 +302,10 @@ void fs_cache_forget(struct fs_cache *c, const char *bucket, const char *key)
     free(id);
 }
 
-/* With the lock held: the fresh listing of folder `id`, or NULL. */
-static struct fs_listing *fresh_listing(struct fs_cache *c, const char *id)
+/* With the lock held: the kept listing of folder `id` (fresh or stale), or NULL. */
+static struct fs_listing *kept_listing(struct fs_cache *c, const char *id)
 {
-    struct listing_slot *s = find_listing(c, id);
+    struct listing_slot *s = find_listing(c, id, true);
     return s ? &s->listing : NULL;
 }
 
@@ -381,7 +388,7 @@ void fs_cache_note(struct fs_cache *c, const char *bucket, const char *key,
             cut--;
         char *dir = folder_id_of(bucket, rel, cut);
         char *name = strndup(rel + cut, end - cut);
-        struct fs_listing *l = dir ? fresh_listing(c, dir) : NULL;
+        struct fs_listing *l = dir ? kept_listing(c, dir) : NULL;
         if (l && name && (attr || first))
             listing_set(l, name, attr ? &entry : NULL);
         else if (dir && !attr)

@@ -82,6 +82,39 @@ static int errno_of(const struct s3_error *err)
     return -EIO;
 }
 
+/* ---- S3 unreachable: answer from the caches for a while (docs/semantics.md, "Outages") ---- */
+
+#define OFFLINE_RETRY_MS 5000
+
+static long long monotonic_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static bool s3_offline(struct fs *fs)
+{
+    return fs->offline_until_ms > monotonic_ms();
+}
+
+/* After a lookup's or a listing's request: a failure that retries could not fix (no answer,
+ * 5xx) makes the mount answer from its caches for OFFLINE_RETRY_MS; a success ends that. */
+static void note_reachability(struct fs *fs, const struct s3_error *err)
+{
+    long long was = fs->offline_until_ms;
+    if (err && err->retryable) {
+        if (!was)
+            log_warn("S3 is unreachable (%s): lookups and listings answer from the cache and "
+                     "new files are written to the spool until it is back",
+                     err->message);
+        fs->offline_until_ms = monotonic_ms() + OFFLINE_RETRY_MS;
+    } else if (!err && was) {
+        fs->offline_until_ms = 0;
+        log_info("S3 answers again: lookups and listings use it again");
+    }
+}
+
 static void fill_stat(const struct fs *fs, const struct fs_attr *a, mode_t mode, struct stat *st)
 {
     memset(st, 0, sizeof(*st));
@@ -121,13 +154,13 @@ static char *folder_id(const char *bucket, const char *key)
 }
 
 /* Is there anything under `prefix` in S3 (a marker or keys)? 1 yes, 0 no, -errno. */
-static int remote_folder_exists(struct fs *fs, const char *bucket, const char *prefix)
+static int remote_folder_exists(struct fs *fs, const char *bucket, const char *prefix,
+                                struct s3_error *err)
 {
     struct s3_list_options opts = {.prefix = prefix, .max_keys = 1};
     struct s3_list_page page = {0};
-    struct s3_error err = {0};
-    if (s3_list_page(fs->s3, bucket, &opts, &page, &err) != 0)
-        return errno_of(&err);
+    if (s3_list_page(fs->s3, bucket, &opts, &page, err) != 0)
+        return errno_of(err);
     int found = page.object_count > 0 || page.prefix_count > 0;
     s3_list_page_clear(&page);
     return found;
@@ -153,7 +186,30 @@ static int control_lookup(struct fs *fs, const struct fs_path *p, struct fs_attr
     return 0;
 }
 
-/* What a path is: from the spool, the caches, or S3 (HEAD, then a one-key listing). */
+/* What S3 says a path is: HEAD, then a one-key listing for a folder. */
+static int remote_lookup(struct fs *fs, const struct fs_path *p, struct fs_attr *a)
+{
+    struct s3_object_info oi = {0};
+    struct s3_error err = {0};
+    int rc = 0;
+    if (s3_head_object(fs->s3, p->bucket, p->key, &oi, &err) == 0) {
+        *a = (struct fs_attr){true, false, oi.size, mtime_of(&oi)};
+    } else if ((rc = errno_of(&err)) == -ENOENT) {
+        s3_error_clear(&err);
+        rc = remote_folder_exists(fs, p->bucket, p->prefix, &err);
+        if (rc >= 0) {
+            a->exists = rc == 1;
+            a->is_dir = a->exists;
+            clock_gettime(CLOCK_REALTIME, &a->mtime);
+            rc = 0;
+        }
+    }
+    s3_object_info_clear(&oi);
+    note_reachability(fs, rc == 0 ? NULL : &err);
+    return rc;
+}
+
+/* What a path is: from the spool, the caches, or S3 (remote_lookup). */
 static int lookup(struct fs *fs, const struct fs_path *p, struct fs_attr *a, mode_t *mode)
 {
     *mode = 0;
@@ -178,25 +234,22 @@ static int lookup(struct fs *fs, const struct fs_path *p, struct fs_attr *a, mod
         return -ENOMEM;
     }
     int rc = 0;
-    if (fs_cache_get_attr(fs->cache, id, a) ||
-        fs_cache_lookup_in_listing(fs->cache, dir, base_name(p->key), a) >= 0)
+    if (fs_cache_get_attr(fs->cache, id, false, a) ||
+        fs_cache_lookup_in_listing(fs->cache, dir, base_name(p->key), false, a) >= 0)
         goto out;
-    struct s3_object_info oi = {0};
-    struct s3_error err = {0};
-    if (s3_head_object(fs->s3, p->bucket, p->key, &oi, &err) == 0) {
-        *a = (struct fs_attr){true, false, oi.size, mtime_of(&oi)};
-    } else if ((rc = errno_of(&err)) == -ENOENT) {
-        rc = remote_folder_exists(fs, p->bucket, p->prefix);
-        if (rc >= 0) {
-            a->exists = rc == 1;
-            a->is_dir = a->exists;
-            clock_gettime(CLOCK_REALTIME, &a->mtime);
-            rc = 0;
-        }
+    if (!s3_offline(fs)) {
+        rc = remote_lookup(fs, p, a);
+        if (rc == 0)
+            fs_cache_put_attr(fs->cache, id, a);
     }
-    s3_object_info_clear(&oi);
-    if (rc == 0)
-        fs_cache_put_attr(fs->cache, id, a);
+    if (s3_offline(fs)) {
+        /* What was last known; else "no such file", so that new files can be written during
+         * an outage (fs_create then refuses to guess for writes that keep old bytes). */
+        rc = 0;
+        if (!fs_cache_get_attr(fs->cache, id, true, a) &&
+            fs_cache_lookup_in_listing(fs->cache, dir, base_name(p->key), true, a) < 0)
+            a->exists = false;
+    }
 out:
     /* a folder that only exists in the spool (files written, none uploaded yet) */
     if (rc == 0 && !a->exists && p->area == AREA_SOURCE && fs->gw &&
@@ -346,7 +399,8 @@ static int remote_listing(struct fs *fs, const struct fs_path *p, struct fs_list
     char *id = cache_id(p->bucket, p->prefix);
     if (!id)
         return -ENOMEM;
-    if (fs_cache_get_listing(fs->cache, id, out)) {
+    if (fs_cache_get_listing(fs->cache, id, false, out) ||
+        (s3_offline(fs) && fs_cache_get_listing(fs->cache, id, true, out))) {
         free(id);
         return 0;
     }
@@ -358,10 +412,15 @@ static int remote_listing(struct fs *fs, const struct fs_path *p, struct fs_list
     struct s3_error err = {0};
     if (s3_list_all(fs->s3, p->bucket, &opts, on_page, &l, &err) != 0) {
         fs_listing_clear(&l.listing);
+        note_reachability(fs, &err);
+        bool stale = s3_offline(fs) && fs_cache_get_listing(fs->cache, id, true, out);
         free(id);
+        if (stale)
+            return 0;
         log_warn("listing s3://%s/%s failed: %s", p->bucket, p->prefix, err.message);
         return errno_of(&err);
     }
+    note_reachability(fs, NULL);
     fs_cache_put_listing(fs->cache, id, &l.listing); /* also sorts ours */
     free(id);
     *out = l.listing;
@@ -562,6 +621,25 @@ static int open_writer(struct fs *fs, const struct fs_path *p, bool truncate, mo
     return 0; /* the spool answers for the key from now on: no cache to update */
 }
 
+/* The kernel creates after a lookup answered "no such file". That answer may have been a guess
+ * (S3 unreachable, see lookup): an open that keeps existing bytes (no O_TRUNC, no O_EXCL) then
+ * starts from the object if S3 has one, and fails with EIO while S3 cannot tell. */
+static bool create_truncates(struct fs *fs, const struct fs_path *p, int flags)
+{
+    if (flags & (O_TRUNC | O_EXCL))
+        return true;
+    char *id = cache_id(p->bucket, p->key);
+    char *dir = folder_id(p->bucket, p->key);
+    struct fs_attr a;
+    bool known_absent =
+        id && dir &&
+        ((fs_cache_get_attr(fs->cache, id, false, &a) && !a.exists) ||
+         fs_cache_lookup_in_listing(fs->cache, dir, base_name(p->key), false, &a) == 0);
+    free(id);
+    free(dir);
+    return known_absent;
+}
+
 static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     struct fs *fs = fs_of_context();
@@ -572,7 +650,7 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     if (rc == 0 && gateway_spool_full(fs->gw))
         rc = -ENOSPC;
     if (rc == 0)
-        rc = open_writer(fs, &p, true, mode, fi);
+        rc = open_writer(fs, &p, create_truncates(fs, &p, fi->flags), mode, fi);
     fs_path_clear(&p);
     return rc;
 }

@@ -54,16 +54,17 @@ struct fs_cache;
 struct fs_cache *fs_cache_new(unsigned attr_ttl, unsigned list_ttl, unsigned negative_ttl);
 void fs_cache_free(struct fs_cache *c);
 
-/* `id` is bucket + "\n" + key. */
-bool fs_cache_get_attr(struct fs_cache *c, const char *id, struct fs_attr *out);
+/* `id` is bucket + "\n" + key. The getters want fresh entries, or with stale_ok also expired
+ * ones (not those forgotten after a change): what was last known, for when S3 is unreachable. */
+bool fs_cache_get_attr(struct fs_cache *c, const char *id, bool stale_ok, struct fs_attr *out);
 void fs_cache_put_attr(struct fs_cache *c, const char *id, const struct fs_attr *attr);
-/* A fresh listing of folder `id` (bucket + "\n" + prefix): a copy into *out (free with
+/* A listing of folder `id` (bucket + "\n" + prefix): a copy into *out (free with
  * fs_listing_clear); false when none. */
-bool fs_cache_get_listing(struct fs_cache *c, const char *id, struct fs_listing *out);
-/* Looks up `name` in a fresh listing of `dir_id`: 1 found (attr filled), 0 absent, -1 no
- * fresh listing. */
+bool fs_cache_get_listing(struct fs_cache *c, const char *id, bool stale_ok,
+                          struct fs_listing *out);
+/* Looks up `name` in a listing of `dir_id`: 1 found (attr filled), 0 absent, -1 no listing. */
 int fs_cache_lookup_in_listing(struct fs_cache *c, const char *dir_id, const char *name,
-                               struct fs_attr *attr);
+                               bool stale_ok, struct fs_attr *attr);
 /* Sorts *listing by name (the caller's copy too: readdir merges by binary search) and keeps a
  * copy of it for list_ttl seconds. */
 void fs_cache_put_listing(struct fs_cache *c, const char *id, struct fs_listing *listing);
@@ -98,6 +99,10 @@ struct fs {
     struct fs_cache *cache;
     uid_t uid;
     gid_t gid;
+    /* S3 did not answer a lookup or a listing (after the client's retries): until this time
+     * (CLOCK_MONOTONIC, ms) lookups and listings answer from what is cached, stale or not,
+     * without waiting on the network again. 0: reachable. */
+    _Atomic long long offline_until_ms;
 };
 
 #endif

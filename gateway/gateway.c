@@ -509,19 +509,50 @@ static int writable_data(struct gateway *gw, struct gw_entry *e, bool truncate)
     return 0;
 }
 
+/* For a writer that keeps the old bytes of a key with no local data: a new version holding the
+ * object's bytes (empty when S3 has none). Downloaded before it becomes the entry's data, so a
+ * failed download (S3 unreachable) leaves nothing behind that would be uploaded over the
+ * object. With the lock held (released while downloading). */
+static struct gw_data *fetched_version(struct gateway *gw, const char *key, int *rc,
+                                       struct s3_error *err)
+{
+    struct gw_data *d = data_new(gw, rc);
+    if (!d) {
+        s3_error_set(err, 0, "LocalIOError", false, "cannot create a spool file: %s",
+                     strerror(-*rc));
+        return NULL;
+    }
+    pthread_mutex_unlock(&gw->lock);
+    *rc = download_into(gw, key, d->fd, err);
+    pthread_mutex_lock(&gw->lock);
+    if (*rc != 0) {
+        data_drop(gw, d);
+        return NULL;
+    }
+    return d;
+}
+
 int gateway_open_write(struct gateway *gw, const char *key, bool truncate, mode_t mode,
                        struct gw_file **out, struct s3_error *err)
 {
     pthread_mutex_lock(&gw->lock);
     struct gw_entry *e = gw_find(gw, key);
-    bool fetch = false;
-    if (!e) {
-        e = entry_new(gw, key, mode);
-        fetch = !truncate;
-    } else if (!e->data && !truncate) {
-        fetch = true;
+    struct gw_data *fetched = NULL;
+    int rc = 0;
+    if (!truncate && !(e && e->data)) {
+        if (!(fetched = fetched_version(gw, key, &rc, err))) {
+            pthread_mutex_unlock(&gw->lock);
+            return rc;
+        }
+        e = gw_find(gw, key); /* the world may have changed while downloading */
     }
-    int rc = e ? writable_data(gw, e, truncate || fetch) : -ENOMEM;
+    if (!e)
+        e = entry_new(gw, key, mode);
+    if (e && fetched && !e->data)
+        gw_entry_set_data(gw, e, fetched);
+    else
+        data_drop(gw, fetched); /* a writer came first: its bytes are the newer ones */
+    rc = e ? writable_data(gw, e, truncate) : -ENOMEM;
     struct gw_file *f = rc == 0 ? file_new(e, e->data, true) : NULL;
     if (rc == 0 && !f)
         rc = -ENOMEM;
@@ -529,15 +560,10 @@ int gateway_open_write(struct gateway *gw, const char *key, bool truncate, mode_
         e->state = GW_WRITING;
         done_list_remove(gw, e);
     }
-    int fd = f ? f->data->fd : -1;
     pthread_mutex_unlock(&gw->lock);
     if (rc != 0) {
         s3_error_set(err, 0, "LocalIOError", false, "cannot create a spool file: %s",
                      strerror(-rc));
-        return rc;
-    }
-    if (fetch && (rc = download_into(gw, key, fd, err)) != 0) {
-        gateway_file_put(gw, f);
         return rc;
     }
     *out = f;
