@@ -123,7 +123,16 @@ static size_t read_body(char *buf, size_t size, size_t nitems, void *userdata)
         n = (size_t)got;
     }
     x->sent += n;
+    if (b->progress)
+        __atomic_add_fetch(b->progress, n, __ATOMIC_RELAXED);
     return n;
+}
+
+/* A failed or rewound attempt takes back what it had counted as sent. */
+static void progress_take_back(const struct exchange *x, uint64_t bytes)
+{
+    if (x->req->body && x->req->body->progress && bytes)
+        __atomic_sub_fetch(x->req->body->progress, bytes, __ATOMIC_RELAXED);
 }
 
 static int seek_body(void *userdata, curl_off_t offset, int origin)
@@ -131,6 +140,8 @@ static int seek_body(void *userdata, curl_off_t offset, int origin)
     struct exchange *x = userdata;
     if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > x->req->body->length)
         return CURL_SEEKFUNC_CANTSEEK;
+    if ((uint64_t)offset < x->sent)
+        progress_take_back(x, x->sent - (uint64_t)offset);
     x->sent = (uint64_t)offset;
     return CURL_SEEKFUNC_OK;
 }
@@ -467,6 +478,8 @@ static int attempt(struct s3client *c, const struct http_request *req, const cha
     strbuf_free(&url);
     handle_put(c, h);
 
+    if (rc != CURLE_OK || resp->status < 200 || resp->status >= 300)
+        progress_take_back(&x, x.sent);
     if (rc != CURLE_OK) {
         bool maybe_sent;
         error_from_curl(req, rc, detail, &x, err, &maybe_sent);

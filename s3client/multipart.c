@@ -507,6 +507,7 @@ struct parts_job {
                 struct s3_error *err);
     /* Called once every part is in, before Complete; NULL = nothing to check. */
     int (*check)(struct parts_job *j, struct s3_error *err);
+    bool *done; /* parts already on the server (s3_upload_resumable); NULL = none */
     const struct s3_body *body; /* s3_upload */
     const char *src_bucket;     /* s3_copy */
     const char *src_key;
@@ -532,6 +533,8 @@ static void plan_parts(struct parts_job *j, uint64_t total, uint64_t part_size)
 static int take_part(struct parts_job *j)
 {
     pthread_mutex_lock(&j->lock);
+    while (j->done && !j->failed && j->next_part <= j->part_count && j->done[j->next_part - 1])
+        j->next_part++;
     int n = j->failed || j->next_part > j->part_count ? 0 : j->next_part++;
     pthread_mutex_unlock(&j->lock);
     return n;
@@ -610,6 +613,7 @@ static int send_body_part(struct parts_job *j, int n, uint64_t start, uint64_t l
     const struct s3_body *b = j->body;
     struct s3_body slice = b->fd >= 0 ? s3_body_fd(b->fd, b->offset + (off_t)start, len)
                                       : s3_body_mem((const char *)b->data + start, len);
+    slice.progress = b->progress;
     return s3_multipart_upload_part(j->c, j->bucket, j->key, j->upload_id, n, &slice,
                                     &j->parts[n - 1], err);
 }
@@ -623,6 +627,107 @@ int s3_upload(struct s3client *c, const char *bucket, const char *key, const str
         .c = c, .bucket = bucket, .key = key, .send = send_body_part, .body = body};
     plan_parts(&j, body->length, c->multipart_part_size);
     return run_multipart(&j, opts, result, "s3_upload", err);
+}
+
+/* ---- s3_upload_resumable ---- */
+
+/* The parts of r's upload the server has in full: marked done, their ETags kept. Returns 0;
+ * 1 when the upload is gone (start a new one); -1 on another error. */
+static int reuse_parts(struct parts_job *j, struct s3_resume *r, struct s3_error *err)
+{
+    struct s3_part *listed = NULL;
+    size_t count = 0;
+    if (s3_multipart_list_parts(j->c, j->bucket, j->key, r->upload_id, &listed, &count, err) !=
+        0)
+        return strcmp(err->code, "NoSuchUpload") == 0 ? 1 : -1;
+    for (size_t i = 0; i < count; i++) {
+        int n = listed[i].number;
+        if (n < 1 || n > j->part_count)
+            continue;
+        uint64_t start = (uint64_t)(n - 1) * j->part_size;
+        uint64_t len = j->total - start < j->part_size ? j->total - start : j->part_size;
+        if (listed[i].size != len)
+            continue; /* not all of it arrived: sent again */
+        j->parts[n - 1] = listed[i];
+        j->done[n - 1] = true;
+        r->parts_reused++;
+    }
+    free(listed);
+    return 0;
+}
+
+/* Continues r's upload (its parts found, 0), or starts a new one and reports it. */
+static int open_upload(struct parts_job *j, struct s3_resume *r, const struct s3_put_options *opts,
+                       struct s3_error *err)
+{
+    if (r->upload_id[0]) {
+        int rc = reuse_parts(j, r, err);
+        if (rc <= 0)
+            return rc;
+        r->upload_id[0] = '\0'; /* gone: a new one */
+        s3_error_clear(err);
+    }
+    char *upload_id = NULL;
+    if (s3_multipart_create(j->c, j->bucket, j->key, opts, &upload_id, err) != 0)
+        return -1;
+    snprintf(r->upload_id, sizeof(r->upload_id), "%s", upload_id);
+    free(upload_id);
+    r->part_size = j->part_size;
+    if (r->on_created)
+        r->on_created(r->ctx, r);
+    return 0;
+}
+
+/* After a failed Complete: an upload that can never complete is dropped so that the next call
+ * starts again; a transient failure keeps it. */
+static void after_failed_complete(struct parts_job *j, struct s3_resume *r, struct s3_error *err)
+{
+    if (strcmp(err->code, "NoSuchUpload") != 0 && strcmp(err->code, "InvalidPart") != 0 &&
+        strcmp(err->code, "InvalidPartOrder") != 0)
+        return;
+    s3_multipart_abort(j->c, j->bucket, j->key, r->upload_id, NULL);
+    r->upload_id[0] = '\0';
+    err->retryable = true;
+}
+
+int s3_upload_resumable(struct s3client *c, const char *bucket, const char *key,
+                        const struct s3_body *body, const struct s3_put_options *opts,
+                        struct s3_resume *r, struct s3_put_result *result, struct s3_error *err)
+{
+    if (body->length < c->multipart_threshold)
+        return s3_put_object(c, bucket, key, body, opts, result, err);
+    struct s3_error local;
+    if (!err)
+        err = &local;
+    struct parts_job j = {.c = c,
+                          .bucket = bucket,
+                          .key = key,
+                          .upload_id = r->upload_id, /* filled in by open_upload */
+                          .send = send_body_part,
+                          .body = body};
+    uint64_t part_size = r->upload_id[0] && r->part_size ? r->part_size : c->multipart_part_size;
+    plan_parts(&j, body->length, part_size);
+    if (r->upload_id[0] && j.part_size != r->part_size)
+        r->upload_id[0] = '\0'; /* its parts cannot be these: a new upload (on_created tells) */
+    j.parts = calloc((size_t)j.part_count, sizeof(*j.parts));
+    j.done = calloc((size_t)j.part_count, sizeof(*j.done));
+    pthread_mutex_init(&j.lock, NULL);
+    r->parts_reused = 0;
+    int rc = -1;
+    if (!j.parts || !j.done)
+        s3_error_set(err, 0, "OutOfMemory", false, "s3_upload: out of memory");
+    else if (open_upload(&j, r, opts, err) == 0 && send_parts(&j, c->multipart_parallel, err) == 0) {
+        rc = s3_multipart_complete(c, bucket, key, r->upload_id, j.parts, (size_t)j.part_count,
+                                   result, err);
+        if (rc == 0)
+            r->upload_id[0] = '\0';
+        else
+            after_failed_complete(&j, r, err);
+    }
+    pthread_mutex_destroy(&j.lock);
+    free(j.parts);
+    free(j.done);
+    return rc;
 }
 
 /* ---- s3_copy ---- */

@@ -175,17 +175,22 @@ struct s3_body {
     int fd;
     off_t offset;
     uint64_t length;
+    /* Optional (may be NULL): a counter the client adds the bytes it sends to, and takes them
+     * back from when a request fails; so it reads "bytes sent in requests that succeeded or are
+     * still running" (a multipart upload's parts all count into it). Updated atomically: other
+     * threads may read it with __atomic_load_n while the upload runs. */
+    uint64_t *progress;
 };
 
 static inline struct s3_body s3_body_mem(const void *data, size_t length)
 {
-    struct s3_body b = {data, -1, 0, length};
+    struct s3_body b = {data, -1, 0, length, NULL};
     return b;
 }
 
 static inline struct s3_body s3_body_fd(int fd, off_t offset, uint64_t length)
 {
-    struct s3_body b = {NULL, fd, offset, length};
+    struct s3_body b = {NULL, fd, offset, length, NULL};
     return b;
 }
 
@@ -244,6 +249,30 @@ int s3_put_object(struct s3client *c, const char *bucket, const char *key,
 int s3_upload(struct s3client *c, const char *bucket, const char *key, const struct s3_body *body,
               const struct s3_put_options *opts, struct s3_put_result *result,
               struct s3_error *err);
+
+/* A multipart upload that outlives the process (s3_upload_resumable). */
+struct s3_resume {
+    /* in: an upload started earlier for the same bytes ("" = none) and the part size it used;
+     * out: the upload in use and its part size, kept when the call fails so that a later call
+     * resumes it ("" once the object is complete). The caller aborts it (s3_multipart_abort)
+     * when the bytes are no longer wanted. */
+    char upload_id[512];
+    uint64_t part_size;
+    /* Called when a new upload was created, before its first part is sent: record it. May be
+     * NULL. */
+    void (*on_created)(void *ctx, const struct s3_resume *r);
+    void *ctx;
+    unsigned parts_reused; /* out: parts the server already had (not sent again) */
+};
+
+/* s3_upload for bytes that outlive the process (a spool file). Multipart: a failed upload is
+ * not aborted, and a later call with the same `r` resumes it: the parts the server lists
+ * (ListParts) with their full size are kept, the others sent. An upload the server no longer
+ * has (NoSuchUpload) or cannot complete (InvalidPart) is started again. Below the multipart
+ * threshold: s3_put_object, `r` untouched. */
+int s3_upload_resumable(struct s3client *c, const char *bucket, const char *key,
+                        const struct s3_body *body, const struct s3_put_options *opts,
+                        struct s3_resume *r, struct s3_put_result *result, struct s3_error *err);
 
 struct s3_get_options {
     bool ranged; /* with range_start/range_length */

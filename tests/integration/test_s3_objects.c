@@ -702,6 +702,90 @@ static void multipart_30mb_parallel(void **state)
     s3_multipart_uploads_free(ups, n);
 }
 
+/* s3_upload_resumable: an upload left with parts 1 and 3 complete and part 2 torn (a shorter
+ * body) continues: 1 and 3 are reused, 2 and 4 sent (the progress counter sees just those). */
+static unsigned uploads_created;
+static void count_created(void *ctx, const struct s3_resume *r)
+{
+    (void)ctx;
+    assert_true(r->upload_id[0] != '\0');
+    uploads_created++;
+}
+
+static void check_object_md5(const char *key, const char *data, size_t len)
+{
+    void *got;
+    size_t got_len;
+    struct s3_error err;
+    assert_int_equal(
+        s3_get_object_buf(fx.client, fx.bucket, key, NULL, 0, &got, &got_len, NULL, &err), 0);
+    assert_int_equal(got_len, len);
+    char a[33], b[33];
+    fixture_md5_hex(data, len, a);
+    fixture_md5_hex(got, got_len, b);
+    assert_string_equal(a, b);
+    free(got);
+}
+
+static void resumable_upload_reuses_whole_parts(void **state)
+{
+    (void)state;
+    const uint64_t mib = 1u << 20, part = 8 * mib, len = 26 * mib; /* parts 8, 8, 8, 2 */
+    char *data;
+    int fd = temp_file(len, 31, &data);
+    struct s3_error err;
+    char *id = NULL;
+    assert_int_equal(s3_multipart_create(fx.client, fx.bucket, "rs/a.bin", NULL, &id, &err), 0);
+    struct s3_part p;
+    struct s3_body b1 = s3_body_fd(fd, 0, part), b3 = s3_body_fd(fd, (off_t)(2 * part), part);
+    struct s3_body torn = s3_body_fd(fd, (off_t)part, mib);
+    assert_int_equal(s3_multipart_upload_part(fx.client, fx.bucket, "rs/a.bin", id, 1, &b1, &p, &err), 0);
+    assert_int_equal(s3_multipart_upload_part(fx.client, fx.bucket, "rs/a.bin", id, 2, &torn, &p, &err), 0);
+    assert_int_equal(s3_multipart_upload_part(fx.client, fx.bucket, "rs/a.bin", id, 3, &b3, &p, &err), 0);
+
+    uint64_t sent = 0;
+    struct s3_body body = s3_body_fd(fd, 0, len);
+    body.progress = &sent;
+    struct s3_resume r = {.part_size = part, .on_created = count_created};
+    snprintf(r.upload_id, sizeof(r.upload_id), "%s", id);
+    uploads_created = 0;
+    struct s3_put_result pr;
+    if (s3_upload_resumable(fx.client, fx.bucket, "rs/a.bin", &body, NULL, &r, &pr, &err) != 0)
+        fail_msg("resumed upload: %s", err.message);
+    assert_int_equal(r.parts_reused, 2);
+    assert_int_equal(uploads_created, 0);
+    assert_int_equal(sent, len - 2 * part); /* parts 2 and 4 only */
+    assert_string_equal(r.upload_id, "");   /* complete: nothing to resume */
+    assert_non_null(strstr(pr.etag, "-4"));
+    check_object_md5("rs/a.bin", data, len);
+    no_uploads_left("rs/");
+    free(id);
+    free(data);
+    close(fd);
+}
+
+/* An upload the server no longer has (aborted, expired by a lifecycle rule): a new one. */
+static void resumable_upload_restarts_when_gone(void **state)
+{
+    (void)state;
+    const uint64_t len = 17u << 20;
+    char *data;
+    int fd = temp_file(len, 32, &data);
+    struct s3_body body = s3_body_fd(fd, 0, len);
+    struct s3_resume r = {.part_size = 8u << 20, .on_created = count_created};
+    snprintf(r.upload_id, sizeof(r.upload_id), "%s", "2~no-such-upload-s3imgfs");
+    uploads_created = 0;
+    struct s3_error err;
+    if (s3_upload_resumable(fx.client, fx.bucket, "rs/b.bin", &body, NULL, &r, NULL, &err) != 0)
+        fail_msg("upload after a lost one: %s", err.message);
+    assert_int_equal(uploads_created, 1);
+    assert_int_equal(r.parts_reused, 0);
+    check_object_md5("rs/b.bin", data, len);
+    no_uploads_left("rs/");
+    free(data);
+    close(fd);
+}
+
 static void multipart_steps_list_abort_and_errors(void **state)
 {
     (void)state;
@@ -1096,6 +1180,8 @@ int main(void)
         cmocka_unit_test(list_2500_keys_with_delimiter),
         cmocka_unit_test(delete_objects_in_batches),
         cmocka_unit_test(multipart_30mb_parallel),
+        cmocka_unit_test(resumable_upload_reuses_whole_parts),
+        cmocka_unit_test(resumable_upload_restarts_when_gone),
         cmocka_unit_test(multipart_steps_list_abort_and_errors),
         cmocka_unit_test(multipart_single_part_complete),
         cmocka_unit_test(wrong_secret_is_signature_mismatch),
