@@ -166,26 +166,6 @@ static int remote_folder_exists(struct fs *fs, const char *bucket, const char *p
     return found;
 }
 
-/* /.s3imgfs/status: the queue as JSON (see gateway_status_json). */
-static const char control_status[] = "status";
-
-static int control_lookup(struct fs *fs, const struct fs_path *p, struct fs_attr *a, mode_t *mode)
-{
-    clock_gettime(CLOCK_REALTIME, &a->mtime);
-    a->exists = true;
-    if (p->is_root) {
-        a->is_dir = true;
-        return 0;
-    }
-    if (strcmp(p->key, control_status) != 0)
-        return -ENOENT;
-    char *text = fs->gw ? gateway_status_json(fs->gw) : NULL;
-    a->size = text ? strlen(text) : 0;
-    free(text);
-    *mode = 0444;
-    return 0;
-}
-
 /* What S3 says a path is: HEAD, then a one-key listing for a folder. */
 static int remote_lookup(struct fs *fs, const struct fs_path *p, struct fs_attr *a)
 {
@@ -334,6 +314,7 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
         if (t.tv_nsec == UTIME_NOW)
             clock_gettime(CLOCK_REALTIME, &t);
         gateway_set_mtime(fs->gw, p.key, &t); /* objects already in S3 keep theirs */
+        gateway_retry(fs->gw, p.key, false);  /* `touch` of a failed file: try it again */
     }
     fs_path_clear(&p);
     return rc;
@@ -475,7 +456,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
     if (rc == 0 && p.area == AREA_CONTROL) {
         filler(buf, ".", NULL, 0, 0);
         filler(buf, "..", NULL, 0, 0);
-        filler(buf, control_status, NULL, 0, 0);
+        control_list(buf, filler);
         fs_path_clear(&p);
         return 0;
     }
@@ -515,8 +496,8 @@ static int fs_mkdir(const char *path, mode_t mode)
     struct fs *fs = fs_of_context();
     struct fs_path p;
     int rc = fs_path_parse(fs->cfg, path, &p);
-    if (rc == 0 && p.area == AREA_RESIZED)
-        rc = -EROFS;
+    if (rc == 0 && p.area != AREA_SOURCE)
+        rc = p.area == AREA_RESIZED ? -EROFS : -EACCES; /* the control files are fixed */
     if (rc == 0) {
         struct s3_put_options put = {.content_type = "application/x-directory",
                                      .sse = conf_sse_name(fs->cfg->s3.sse)};
@@ -563,7 +544,9 @@ static int fs_rmdir(const char *path)
     struct fs_path p;
     int rc = fs_path_parse(fs->cfg, path, &p);
     if (rc == 0 && p.is_root)
-        rc = -EBUSY;
+        rc = p.area == AREA_CONTROL ? -EACCES : -EBUSY;
+    if (rc == 0 && p.area == AREA_CONTROL)
+        rc = -ENOTDIR;
     if (rc == 0 && (rc = folder_empty(fs, &p)) == 0) {
         struct s3_error err = {0};
         if (s3_delete_object(fs->s3, p.bucket, p.prefix, &err) != 0)
@@ -581,13 +564,13 @@ static int fs_rmdir(const char *path)
 /* ------------------------------------------------------------------------------------------ */
 /* Files                                                                                        */
 
-enum handle_kind { HANDLE_SPOOL, HANDLE_REMOTE, HANDLE_TEXT };
+enum handle_kind { HANDLE_SPOOL, HANDLE_REMOTE, HANDLE_CONTROL };
 
 struct handle {
     enum handle_kind kind;
     struct gw_file *file;     /* HANDLE_SPOOL */
     struct fs_reader *reader; /* HANDLE_REMOTE */
-    char *text;               /* HANDLE_TEXT: made at open, so reads see one snapshot */
+    struct control_file *control; /* HANDLE_CONTROL */
     bool writer;
     bool uploaded_at_flush; /* sync_upload: this version went up at a close(); a later write
                                starts a new one */
@@ -645,8 +628,8 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     struct fs *fs = fs_of_context();
     struct fs_path p;
     int rc = fs_path_parse(fs->cfg, path, &p);
-    if (rc == 0 && p.area == AREA_RESIZED)
-        rc = -EROFS;
+    if (rc == 0 && p.area != AREA_SOURCE)
+        rc = p.area == AREA_RESIZED ? -EROFS : -EACCES; /* the control files are fixed */
     if (rc == 0 && gateway_spool_full(fs->gw))
         rc = -ENOSPC;
     if (rc == 0)
@@ -658,19 +641,15 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 static int open_control(struct fs *fs, const struct fs_path *p, bool write,
                         struct fuse_file_info *fi)
 {
-    if (p->is_root || strcmp(p->key, control_status) != 0)
-        return p->is_root ? -EISDIR : -ENOENT;
-    if (write)
-        return -EACCES;
     struct handle *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
-    h->kind = HANDLE_TEXT;
-    h->text = fs->gw ? gateway_status_json(fs->gw) : strdup("{}\n");
-    if (!h->text) {
+    int rc = control_open(fs, p, write, &h->control);
+    if (rc != 0) {
         free(h);
-        return -ENOMEM;
+        return rc;
     }
+    h->kind = HANDLE_CONTROL;
     fi->direct_io = 1; /* a new snapshot at each open, never the page cache's */
     fi->fh = (uint64_t)(uintptr_t)h;
     return 0;
@@ -721,14 +700,8 @@ static int fs_read(const char *path, char *buf, size_t size, off_t offset,
     struct handle *h = handle_of(fi);
     if (h->kind == HANDLE_REMOTE)
         return fs_reader_read(h->reader, buf, size, (uint64_t)offset);
-    if (h->kind == HANDLE_TEXT) {
-        size_t len = strlen(h->text);
-        if ((uint64_t)offset >= len)
-            return 0;
-        size_t n = len - (size_t)offset < size ? len - (size_t)offset : size;
-        memcpy(buf, h->text + offset, n);
-        return (int)n;
-    }
+    if (h->kind == HANDLE_CONTROL)
+        return control_read(h->control, buf, size, offset);
     ssize_t n = pread(gateway_file_fd(h->file), buf, size, offset);
     return n < 0 ? -errno : (int)n;
 }
@@ -739,6 +712,8 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t offset
     (void)path;
     struct fs *fs = fs_of_context();
     struct handle *h = handle_of(fi);
+    if (h->kind == HANDLE_CONTROL)
+        return control_write(h->control, buf, size, offset);
     if (!h->writer)
         return -EBADF;
     if (gateway_spool_full(fs->gw))
@@ -770,8 +745,8 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     }
     struct fs_path p;
     int rc = fs_path_parse(fs->cfg, path, &p);
-    if (rc == 0 && p.area == AREA_RESIZED)
-        rc = -EROFS;
+    if (rc == 0 && p.area != AREA_SOURCE)
+        rc = p.area == AREA_RESIZED ? -EROFS : -EACCES; /* the control files are fixed */
     struct gw_file *f = NULL;
     struct s3_error err = {0};
     if (rc == 0 && (rc = gateway_open_write(fs->gw, p.key, size == 0, 0644, &f, &err)) == 0) {
@@ -793,6 +768,8 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
     (void)path;
     struct fs *fs = fs_of_context();
     struct handle *h = handle_of(fi);
+    if (h->kind == HANDLE_CONTROL)
+        return control_flush(fs, h->control);
     if (!fs->cfg->gateway.sync_upload || !h->writer || h->kind != HANDLE_SPOOL)
         return 0;
     struct s3_error err = {0};
@@ -818,9 +795,10 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
     int rc = 0;
     if (h->kind == HANDLE_SPOOL)
         rc = gateway_file_put(fs->gw, h->file);
+    else if (h->kind == HANDLE_CONTROL)
+        control_close(h->control);
     else
         fs_reader_free(h->reader);
-    free(h->text);
     free(h->key);
     free(h);
     return rc;
@@ -831,8 +809,12 @@ static int fs_unlink(const char *path)
     struct fs *fs = fs_of_context();
     struct fs_path p;
     int rc = fs_path_parse(fs->cfg, path, &p);
-    if (rc != 0)
+    if (rc == 0 && p.area == AREA_CONTROL)
+        rc = p.is_root ? -EISDIR : -EACCES;
+    if (rc != 0) {
+        fs_path_clear(&p);
         return rc;
+    }
     if (p.area == AREA_SOURCE)
         gateway_unlink_local(fs->gw, p.key);
     struct s3_error err = {0};
@@ -960,7 +942,9 @@ static int fs_rename(const char *from_path, const char *to_path, unsigned int fl
     }
     struct fs_attr a, b;
     mode_t mode;
-    if (from.area == AREA_RESIZED || to.area == AREA_RESIZED || from.is_root)
+    if (from.area == AREA_CONTROL || to.area == AREA_CONTROL)
+        rc = -EACCES;
+    else if (from.area == AREA_RESIZED || to.area == AREA_RESIZED || from.is_root)
         rc = -EROFS;
     else if ((rc = lookup(fs, &from, &a, &mode)) == 0) {
         int exists = lookup(fs, &to, &b, &mode);

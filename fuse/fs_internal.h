@@ -14,7 +14,7 @@
 enum fs_area {
     AREA_SOURCE,
     AREA_RESIZED,
-    AREA_CONTROL /* "/.s3imgfs": the gateway's own files (status) */
+    AREA_CONTROL /* "/.s3imgfs": the gateway's own files (control.c) */
 };
 
 #define CONTROL_DIR "/.s3imgfs"
@@ -89,6 +89,19 @@ struct fs_reader *fs_reader_new(struct s3client *s3, const char *bucket, const c
 /* Returns bytes read (0 at the end) or -errno. */
 int fs_reader_read(struct fs_reader *r, char *buf, size_t len, uint64_t offset);
 void fs_reader_free(struct fs_reader *r);
+
+/* ---- control.c: the /.s3imgfs area (status, retry) ---- */
+
+struct control_file;
+int control_lookup(struct fs *fs, const struct fs_path *p, struct fs_attr *a, mode_t *mode);
+void control_list(void *buf, fuse_fill_dir_t filler);
+/* -EACCES when opened the wrong way (status is read-only, retry write-only). */
+int control_open(struct fs *fs, const struct fs_path *p, bool write, struct control_file **out);
+int control_read(struct control_file *f, char *buf, size_t size, off_t offset);
+int control_write(struct control_file *f, const char *buf, size_t size, off_t offset);
+/* Acts on what was written (retry); 0 or -errno for close() to report. */
+int control_flush(struct fs *fs, struct control_file *f);
+void control_close(struct control_file *f);
 
 /* ---- fs.c ---- */
 

@@ -1,5 +1,6 @@
 /* s3imgfs: mount the source bucket; files written to it are uploaded, resized and shown under
  * <resized_dir>/. See docs/s3imgfs.md (and `s3imgfs --help`). */
+#include "commands.h"
 #include "fs.h"
 
 #include "log.h"
@@ -61,6 +62,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: s3imgfs [options] MOUNTPOINT\n"
+            "       s3imgfs status [-w] [--json] MOUNTPOINT   the upload queue\n"
+            "       s3imgfs retry MOUNTPOINT [PATH...]        try failed uploads again\n"
             "Mounts the source bucket; files written are uploaded once closed, images are\n"
             "resized into the destination bucket, shown under MOUNTPOINT/resized/.\n"
             "Unmount with: fusermount3 -u MOUNTPOINT\n"
@@ -226,6 +229,9 @@ unmount:
 
 int main(int argc, char **argv)
 {
+    int command_rc = commands_main(argc, argv);
+    if (command_rc >= 0)
+        return command_rc;
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct program p = {0};
     int rc = EXIT_USAGE;

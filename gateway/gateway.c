@@ -204,12 +204,38 @@ static struct gw_data *data_new(struct gateway *gw, int *err)
     return d;
 }
 
+void gw_data_set_upload(struct gateway *gw, struct gw_data *d, const char *key,
+                        const char *upload_id, uint64_t part_size)
+{
+    free(d->upload_key);
+    free(d->upload_id);
+    d->upload_key = upload_id ? strdup(key) : NULL;
+    d->upload_id = upload_id ? strdup(upload_id) : NULL;
+    d->part_size = part_size;
+    int rc = spool_write_upload(gw->spool, d->id, key, upload_id, part_size);
+    if (rc != 0)
+        log_warn("%s: cannot record its multipart upload in the journal (%s): after a restart "
+                 "it is sent again",
+                 key, strerror(-rc));
+}
+
+/* A multipart upload of bytes that are no longer wanted: aborted in the background (its parts
+ * cost storage until then). With the lock held. */
+static void abort_upload_later(struct gateway *gw, const char *key, const char *upload_id)
+{
+    gw_task_push_locked(gw, GW_TASK_ABORT_UPLOAD, key, upload_id);
+}
+
 void gw_data_put(struct gateway *gw, struct gw_data *d)
 {
     if (!d || --d->refs > 0)
         return;
     if (d->obsolete)
         spool_remove(gw->spool, d->id);
+    if (d->obsolete && d->upload_id)
+        abort_upload_later(gw, d->upload_key, d->upload_id);
+    free(d->upload_key);
+    free(d->upload_id);
     close(d->fd);
     free(d);
 }
@@ -286,6 +312,7 @@ static void keep_finished(struct gateway *gw, struct gw_entry *e)
 void gw_finish(struct gateway *gw, struct gw_entry *e, enum gw_state final)
 {
     e->state = final;
+    gw->batch_done++;
     free(e->reason);
     e->reason = NULL;
     data_drop(gw, e->data);
@@ -304,6 +331,7 @@ void gw_set_failed(struct gateway *gw, struct gw_entry *e, const char *fmt, ...)
     e->reason = strdup(reason);
     e->state = GW_FAILED;
     gw->stats.failures++;
+    gw->batch_done++;
     struct gw_failure *f = &gw->failures[gw->failure_next++ % GW_FAILURES_KEPT];
     free(f->key);
     free(f->reason);
@@ -316,6 +344,15 @@ void gw_set_failed(struct gateway *gw, struct gw_entry *e, const char *fmt, ...)
 /* ------------------------------------------------------------------------------------------ */
 /* Life                                                                                         */
 
+static void recover_orphan(void *ctx, const char *key, const char *upload_id)
+{
+    struct gateway *gw = ctx;
+    log_info("%s: aborting a multipart upload left by an earlier run for bytes no longer in the "
+             "spool",
+             key);
+    gw_task_push(gw, GW_TASK_ABORT_UPLOAD, key, upload_id);
+}
+
 static void recover_record(void *ctx, struct spool_record *rec, int fd)
 {
     struct gateway *gw = ctx;
@@ -323,6 +360,8 @@ static void recover_record(void *ctx, struct spool_record *rec, int fd)
     if (e && e->seq > rec->seq) { /* an older version of a key written again */
         close(fd);
         spool_remove(gw->spool, rec->id);
+        if (rec->upload_id)
+            recover_orphan(gw, rec->upload_key, rec->upload_id);
         return;
     }
     if (!e && !(e = entry_new(gw, rec->key, rec->mode))) {
@@ -335,6 +374,11 @@ static void recover_record(void *ctx, struct spool_record *rec, int fd)
         return;
     }
     *d = (struct gw_data){.id = rec->id, .fd = fd, .refs = 1, .committed = true};
+    if (rec->upload_id) { /* resumed where it stopped */
+        d->upload_key = strdup(rec->upload_key);
+        d->upload_id = strdup(rec->upload_id);
+        d->part_size = rec->part_size;
+    }
     data_drop(gw, e->data);
     gw_entry_set_data(gw, e, d);
     e->seq = rec->seq;
@@ -385,7 +429,7 @@ struct gateway *gateway_new(const struct gateway_options *opts, struct s3_error 
         return NULL;
     }
     gw->spool = spool_open(opts->cfg->gateway.cache_dir, err);
-    if (!gw->spool || spool_scan(gw->spool, recover_record, gw, err) != 0) {
+    if (!gw->spool || spool_scan(gw->spool, recover_record, recover_orphan, gw, err) != 0) {
         gateway_free(gw);
         return NULL;
     }
@@ -653,7 +697,9 @@ static int close_version(struct gateway *gw, struct gw_entry *e, struct gw_data 
     d->committing = true;
     *seq = gw->next_seq++;
     enum gw_state state = state_after_close(gw, e->key);
-    struct spool_record rec = {d->id, *seq, strdup(e->key), state, e->mode, e->mtime};
+    struct spool_record rec = {
+        .id = d->id, .seq = *seq, .key = strdup(e->key), .state = state, .mode = e->mode,
+        .mtime = e->mtime};
     pthread_mutex_unlock(&gw->lock);
     int rc = 0;
     if (state != GW_LOCAL_ONLY)
@@ -1007,6 +1053,44 @@ bool gateway_spool_full(struct gateway *gw)
     return gw->spool_full;
 }
 
+static bool retry_one(struct gateway *gw, struct gw_entry *e)
+{
+    bool failed = e->state == GW_FAILED && e->data;
+    bool waiting = e->state == GW_PENDING && e->retry_at;
+    if (!(failed || waiting) || e->busy || e->unlinked)
+        return false;
+    e->state = GW_PENDING;
+    e->retry_at = 0;
+    e->attempts = 0;
+    free(e->reason);
+    e->reason = NULL;
+    if (failed)
+        gw_record(gw, e);
+    e->refs++;
+    gw_queue_push(&gw->upload_q, e);
+    return true;
+}
+
+size_t gateway_retry(struct gateway *gw, const char *key, bool subtree)
+{
+    size_t n = 0, len = strlen(key);
+    pthread_mutex_lock(&gw->lock);
+    if (!subtree) {
+        struct gw_entry *e = gw_find(gw, key);
+        n = e && retry_one(gw, e);
+    } else {
+        for (size_t i = 0; i < gw->table_size; i++)
+            for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next)
+                if (strncmp(e->key, key, len) == 0)
+                    n += retry_one(gw, e);
+    }
+    gw->requeued += n;
+    pthread_mutex_unlock(&gw->lock);
+    if (n)
+        log_info("retry: %zu file%s under '%s' queued again", n, n == 1 ? "" : "s", key);
+    return n;
+}
+
 void gateway_stats(struct gateway *gw, struct gw_stats *out)
 {
     pthread_mutex_lock(&gw->lock);
@@ -1016,6 +1100,7 @@ void gateway_stats(struct gateway *gw, struct gw_stats *out)
     for (size_t i = 0; i < gw->table_size; i++)
         for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
             out->count[e->state]++;
+            out->resize_waiting += e->state == GW_UPLOADED && !e->in_done;
             struct stat st;
             if (e->data && e->state < GW_UPLOADED && e->state != GW_LOCAL_ONLY &&
                 fstat(e->data->fd, &st) == 0)

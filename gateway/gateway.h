@@ -135,6 +135,20 @@ bool gateway_status(struct gateway *gw, const char *key, char *buf, size_t len);
  * when the key has no local data. */
 bool gateway_set_mtime(struct gateway *gw, const char *key, const struct timespec *mtime);
 
+/* Tries again, now: files whose upload failed for good (`failed: ...`; the reason may be gone:
+ * a key fixed in the credentials file) and files waiting for their next transient retry. `key`
+ * is one file, or with `subtree` every file under the folder `key` ("" or "a/b/": all). A
+ * failed resize is not retried (the upload succeeded and its data left the spool: write the
+ * file again). Returns how many files were queued. */
+size_t gateway_retry(struct gateway *gw, const char *key, bool subtree);
+
+/* Tries again, now: files whose upload failed for good (`failed: ...`; the cause may be gone: a
+ * key fixed in the credentials file) and files waiting for their next transient retry. `key`
+ * is one file, or with `subtree` every file under the folder `key` ("" or "a/b/": all). A
+ * failed resize is not retried (the upload succeeded and its data left the spool: write the
+ * file again). Returns how many files were queued. */
+size_t gateway_retry(struct gateway *gw, const char *key, bool subtree);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Namespace changes                                                                            */
 
@@ -170,6 +184,8 @@ bool gateway_spool_full(struct gateway *gw);
 
 struct gw_stats {
     size_t count[GW_FAILED + 1]; /* entries per state */
+    size_t resize_waiting;       /* of count[GW_UPLOADED]: images waiting for a resize worker
+                                    (the others are finished) */
     uint64_t bytes_pending;      /* spool bytes not yet in S3 */
     uint64_t uploads_done, renditions_done, failures, retries;
     uint64_t bytes_uploaded;

@@ -17,6 +17,10 @@ struct gw_data {
     bool committed;  /* has a journal record; immutable from then on */
     bool committing; /* being synced at its last writer's close */
     bool obsolete;   /* superseded, uploaded and resized, or unlinked: remove when unused */
+    /* A multipart upload of these bytes not completed yet (to resume after a failure or a
+     * restart; aborted when the data goes): its key, id and part size. NULL when none. */
+    char *upload_key, *upload_id;
+    uint64_t part_size;
 };
 
 /* Everything the gateway knows about one key. Guarded by gateway.lock. */
@@ -36,6 +40,7 @@ struct gw_entry {
     time_t hold_until; /* GW_HELD: when it is uploaded under its own name */
     time_t retry_at;   /* GW_PENDING after a transient failure: not before this */
     unsigned attempts; /* failed attempts of the current version */
+    uint64_t sent;     /* GW_UPLOADING: bytes sent so far (atomic; see s3_body.progress) */
     char *reason;      /* GW_FAILED */
     char *format;      /* sniffed image format ("jpeg"), NULL for other files */
     char *renditions;  /* the keys the last resize wrote, one per line */
@@ -59,7 +64,11 @@ struct gw_queue {
     pthread_cond_t cond;
 };
 
-enum gw_task_kind { GW_TASK_DELETE_RENDITIONS, GW_TASK_RENAME_RENDITIONS };
+enum gw_task_kind {
+    GW_TASK_DELETE_RENDITIONS, /* from: the source key */
+    GW_TASK_RENAME_RENDITIONS, /* from, to: source keys */
+    GW_TASK_ABORT_UPLOAD       /* from: the key, to: the multipart upload id */
+};
 struct gw_task {
     enum gw_task_kind kind;
     char *from, *to;
@@ -104,6 +113,13 @@ struct gateway {
     } failures[GW_FAILURES_KEPT]; /* a ring: the last failures, for the status file */
     size_t failure_next;
     time_t start_time;
+    uint64_t batch_done; /* files finished since the queue was last seen empty */
+    uint64_t requeued;   /* files gateway_retry re-queued */
+    /* bytes uploaded (in-flight ones included) at each of the timer's last RATE_SAMPLES
+     * seconds: the upload rate */
+#define RATE_SAMPLES 11
+    uint64_t rate_bytes[RATE_SAMPLES];
+    unsigned rate_next, rate_filled;
     _Atomic uint64_t spool_bytes; /* bytes in the spool, as of the timer's last look */
     _Atomic bool spool_full;      /* cache_max_mb reached, or the cache disk nearly full */
 };
@@ -115,11 +131,17 @@ void gw_entry_release(struct gateway *gw, struct gw_entry *e);
 void gw_set_failed(struct gateway *gw, struct gw_entry *e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void gw_finish(struct gateway *gw, struct gw_entry *e, enum gw_state final);
+/* Bytes per second uploaded over the last 10 s. With the lock held. */
+uint64_t gw_upload_rate(const struct gateway *gw);
 void gw_record(struct gateway *gw, struct gw_entry *e);
 void gw_changed(struct gateway *gw, const char *key, const struct gw_info *info);
 void gateway_unlink_entry(struct gateway *gw, struct gw_entry *e);
 /* Sets e->data (NULL: no local data), keeping the folder counts right. With the lock held. */
 void gw_entry_set_data(struct gateway *gw, struct gw_entry *e, struct gw_data *d);
+/* Records (journal "M" line) the multipart upload d's bytes are going up in; upload_id NULL:
+ * none any more. With the lock held. */
+void gw_data_set_upload(struct gateway *gw, struct gw_data *d, const char *key,
+                        const char *upload_id, uint64_t part_size);
 
 /* workers.c */
 void gw_queue_init(struct gw_queue *q);
@@ -127,7 +149,10 @@ void gw_queue_destroy(struct gw_queue *q);
 int gw_queue_push(struct gw_queue *q, struct gw_entry *e); /* with gw->lock held */
 int gw_workers_start(struct gateway *gw, struct s3_error *err);
 void gw_workers_stop(struct gateway *gw);
+/* Queues work for the task thread (from: a key; to: a key or NULL). Without / with the lock. */
 void gw_task_push(struct gateway *gw, enum gw_task_kind kind, const char *from, const char *to);
+void gw_task_push_locked(struct gateway *gw, enum gw_task_kind kind, const char *from,
+                         const char *to);
 
 /* upload.c: sends one entry's data; called by an upload worker without the lock. */
 struct gw_job {
@@ -140,9 +165,13 @@ struct gw_job {
     char etag[128];   /* the uploaded object's (set by gw_upload) */
     uint64_t size;    /* bytes uploaded (set by gw_upload) */
     char *renditions; /* the keys written, one per line (set by gw_make_renditions) */
+    uint64_t *progress; /* bytes sent, for the status file (the entry's `sent`) */
 };
 int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,
               bool *transient);
+
+/* Aborts a multipart upload of the source bucket (the task thread), logging the outcome. */
+void gw_abort_upload(struct gateway *gw, const char *key, const char *upload_id);
 
 /* renditions.c */
 int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len);

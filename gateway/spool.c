@@ -174,6 +174,26 @@ int spool_write_record(struct spool *sp, const struct spool_record *rec)
     return rc;
 }
 
+int spool_write_upload(struct spool *sp, uint64_t id, const char *key, const char *upload_id,
+                       uint64_t part_size)
+{
+    char *k = upload_id ? aws_uri_encode(key, strlen(key), true) : NULL;
+    char *u = upload_id ? aws_uri_encode(upload_id, strlen(upload_id), true) : NULL;
+    char *line = NULL;
+    int rc = -ENOMEM;
+    if (!upload_id)
+        rc = asprintf(&line, "M %" PRIu64 " 0 - -", id) < 0 ? -ENOMEM : 0;
+    else if (k && u)
+        rc = asprintf(&line, "M %" PRIu64 " %" PRIu64 " %s %s", id, part_size, k, u) < 0 ? -ENOMEM
+                                                                                         : 0;
+    if (rc == 0)
+        rc = append_line(sp, line);
+    free(line);
+    free(k);
+    free(u);
+    return rc;
+}
+
 int spool_sync(struct spool *sp)
 {
     if (fdatasync(sp->journalfd) != 0 || fsync(sp->dirfd) != 0)
@@ -212,12 +232,39 @@ uint64_t spool_disk_reserve(struct spool *sp)
 /* ------------------------------------------------------------------------------------------ */
 /* Replay                                                                                       */
 
+struct orphan {
+    char *key, *upload_id;
+    struct orphan *next;
+};
+
 struct live {
     struct spool_record *recs; /* by first appearance; removed ones have key NULL */
     size_t count, cap;
     size_t *index; /* open addressing: id -> position in recs + 1 (0 = empty) */
     size_t index_cap;
+    struct orphan *orphans; /* multipart uploads of data that is gone */
 };
+
+/* The record's multipart upload becomes an orphan (its data is gone or uses another one). */
+static void orphan_upload(struct live *l, struct spool_record *r)
+{
+    struct orphan *o = r->upload_id ? malloc(sizeof(*o)) : NULL;
+    if (o) {
+        *o = (struct orphan){r->upload_key, r->upload_id, l->orphans};
+        l->orphans = o;
+    } else {
+        free(r->upload_key);
+        free(r->upload_id);
+    }
+    r->upload_key = r->upload_id = NULL;
+}
+
+static void record_clear(struct live *l, struct spool_record *r)
+{
+    free(r->key);
+    r->key = NULL;
+    orphan_upload(l, r);
+}
 
 static size_t *index_slot(const struct live *l, uint64_t id)
 {
@@ -249,6 +296,26 @@ static struct spool_record *find_live(struct live *l, uint64_t id)
     return pos && l->recs[pos - 1].key ? &l->recs[pos - 1] : NULL;
 }
 
+/* "M id part_size key upload_id" (or "M id 0 - -": none any more). */
+static void replay_upload(struct live *l, const char *line)
+{
+    uint64_t id, part_size;
+    char key[4096], upload[2048];
+    if (sscanf(line, "M %" SCNu64 " %" SCNu64 " %4095s %2047s", &id, &part_size, key, upload) != 4)
+        return;
+    struct spool_record none = {0}, *r = find_live(l, id);
+    if (!r)
+        r = &none; /* data already gone: whatever upload this names is an orphan */
+    orphan_upload(l, r);
+    if (strcmp(upload, "-") == 0)
+        return;
+    r->upload_key = aws_uri_decode(key, strlen(key), false, NULL);
+    r->upload_id = aws_uri_decode(upload, strlen(upload), false, NULL);
+    r->part_size = part_size;
+    if (!r->upload_key || !r->upload_id || r == &none)
+        orphan_upload(l, r);
+}
+
 /* One line without its '\n'; ignored unless whole and intact. */
 static void replay_line(struct live *l, char *line)
 {
@@ -263,10 +330,12 @@ static void replay_line(struct live *l, char *line)
     long nsec;
     if (sscanf(line, "D %" SCNu64, &id) == 1) {
         struct spool_record *r = find_live(l, id);
-        if (r) {
-            free(r->key);
-            r->key = NULL;
-        }
+        if (r)
+            record_clear(l, r);
+        return;
+    }
+    if (line[0] == 'M') {
+        replay_upload(l, line);
         return;
     }
     if (sscanf(line, "C %" SCNu64 " %" SCNu64 " %15s %o %lld.%ld %4095s", &id, &seq, state, &mode,
@@ -281,9 +350,10 @@ static void replay_line(struct live *l, char *line)
     if (!(rec.key = aws_uri_decode(key, strlen(key), false, NULL)))
         return;
     struct spool_record *r = find_live(l, id);
-    if (r) {
+    if (r) { /* a new state of the same version: its upload stays */
         free(r->key);
-        *r = rec;
+        r->key = rec.key;
+        r->seq = rec.seq, r->state = rec.state, r->mode = rec.mode, r->mtime = rec.mtime;
         return;
     }
     if (l->count == l->cap) {
@@ -302,7 +372,7 @@ static void replay_line(struct live *l, char *line)
     }
     size_t *slot = index_slot(l, id);
     if (*slot) { /* a removed id written again: reuse its place */
-        free(l->recs[*slot - 1].key);
+        record_clear(l, &l->recs[*slot - 1]);
         l->recs[*slot - 1] = rec;
         return;
     }
@@ -336,9 +406,13 @@ static int rewrite_journal(struct spool *sp, const struct live *l)
         return -errno;
     int saved = sp->journalfd, rc = 0;
     sp->journalfd = fd;
-    for (size_t i = 0; i < l->count && rc == 0; i++)
-        if (l->recs[i].key)
-            rc = spool_write_record(sp, &l->recs[i]);
+    for (size_t i = 0; i < l->count && rc == 0; i++) {
+        const struct spool_record *r = &l->recs[i];
+        if (r->key)
+            rc = spool_write_record(sp, r);
+        if (r->key && r->upload_id && rc == 0)
+            rc = spool_write_upload(sp, r->id, r->upload_key, r->upload_id, r->part_size);
+    }
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     close(fd);
@@ -375,7 +449,8 @@ static void sweep_data_files(struct spool *sp, struct live *l)
     closedir(d);
 }
 
-int spool_scan(struct spool *sp, spool_record_fn fn, void *ctx, struct s3_error *err)
+int spool_scan(struct spool *sp, spool_record_fn fn, spool_orphan_fn orphan_fn, void *ctx,
+               struct s3_error *err)
 {
     struct live l = {0};
     int rc = read_journal(sp, &l);
@@ -397,15 +472,25 @@ int spool_scan(struct spool *sp, spool_record_fn fn, void *ctx, struct s3_error 
         data_name(name, sizeof(name), r->id);
         int fd = openat(sp->dirfd, name, O_RDWR | O_CLOEXEC);
         if (fd < 0) {
-            free(r->key);
-            r->key = NULL;
+            record_clear(&l, r);
             continue;
         }
         fn(ctx, r, fd);
     }
     rc = rewrite_journal(sp, &l);
-    for (size_t i = 0; i < l.count; i++)
+    for (size_t i = 0; i < l.count; i++) {
         free(l.recs[i].key);
+        free(l.recs[i].upload_key);
+        free(l.recs[i].upload_id);
+    }
+    while (l.orphans) {
+        struct orphan *o = l.orphans;
+        l.orphans = o->next;
+        orphan_fn(ctx, o->key, o->upload_id);
+        free(o->key);
+        free(o->upload_id);
+        free(o);
+    }
     free(l.recs);
     free(l.index);
     if (rc == 0) {

@@ -30,16 +30,24 @@ struct spool_record {
     enum gw_state state; /* as last recorded */
     mode_t mode;
     struct timespec mtime;
+    /* The multipart upload the bytes were going up in ("M" line; upload_key, upload_id
+     * malloc'd, NULL when none). */
+    char *upload_key, *upload_id;
+    uint64_t part_size;
 };
 
 /* Creates cache_dir (0700) and cache_dir/spool, and locks cache_dir/lock. */
 struct spool *spool_open(const char *cache_dir, struct s3_error *err);
 void spool_close(struct spool *sp);
 
-/* Calls fn for each record (the key is the callee's to keep: set rec->key to NULL to take it).
- * Removes uncommitted data files and stale temporaries. */
+/* Calls fn for each record (its strings are the callee's to keep: set them to NULL to take
+ * them). Removes uncommitted data files and stale temporaries. Multipart uploads of data that
+ * is gone (the file was rewritten or removed before they completed) go to orphan_fn, which
+ * should abort them. */
 typedef void (*spool_record_fn)(void *ctx, struct spool_record *rec, int data_fd);
-int spool_scan(struct spool *sp, spool_record_fn fn, void *ctx, struct s3_error *err);
+typedef void (*spool_orphan_fn)(void *ctx, const char *key, const char *upload_id);
+int spool_scan(struct spool *sp, spool_record_fn fn, spool_orphan_fn orphan_fn, void *ctx,
+               struct s3_error *err);
 
 /* A new, empty data file; its id in *id. Returns the fd (O_RDWR) or -errno. */
 int spool_create(struct spool *sp, uint64_t *id);
@@ -47,6 +55,11 @@ int spool_create(struct spool *sp, uint64_t *id);
 /* Appends the record of rec->id (replacing earlier ones of that id at the next replay).
  * Durable only after spool_sync. Returns 0 or -errno. */
 int spool_write_record(struct spool *sp, const struct spool_record *rec);
+
+/* Appends an "M" line: the bytes of `id` are going up in multipart upload `upload_id` of `key`
+ * with parts of part_size (upload_id NULL: in none any more). Returns 0 or -errno. */
+int spool_write_upload(struct spool *sp, uint64_t id, const char *key, const char *upload_id,
+                       uint64_t part_size);
 
 /* Makes the journal and the folder of data files durable (data files are synced by their
  * owners). Returns 0 or -errno. */

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static json_t *failures_json(struct gateway *gw)
 {
@@ -21,6 +22,27 @@ static json_t *failures_json(struct gateway *gw)
     return list;
 }
 
+#define IN_FLIGHT_SHOWN 20
+
+/* The uploads running now: key, size, bytes sent. With the lock held. */
+static json_t *in_flight_json(struct gateway *gw)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < gw->table_size; i++)
+        for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
+            struct stat st;
+            if (e->state != GW_UPLOADING || !e->data || fstat(e->data->fd, &st) != 0)
+                continue;
+            if (json_array_size(list) == IN_FLIGHT_SHOWN)
+                return list;
+            json_array_append_new(list, json_pack("{s:s, s:I, s:I}", "key", e->key, "bytes",
+                                                  (json_int_t)st.st_size, "sent",
+                                                  (json_int_t)__atomic_load_n(
+                                                      &e->sent, __ATOMIC_RELAXED)));
+        }
+    return list;
+}
+
 char *gateway_status_json(struct gateway *gw)
 {
     struct gw_stats st;
@@ -32,18 +54,27 @@ char *gateway_status_json(struct gateway *gw)
         size_t n = st.count[shown[i]];
         if (shown[i] == GW_PENDING)
             n += st.count[GW_WRITING] + st.count[GW_HELD];
+        if (shown[i] == GW_UPLOADED) /* "uploaded" is final; waiting images are "resizing" */
+            n -= st.resize_waiting;
+        if (shown[i] == GW_RESIZING)
+            n += st.resize_waiting;
         json_object_set_new(states, gw_state_name(shown[i]), json_integer((json_int_t)n));
     }
     pthread_mutex_lock(&gw->lock);
     json_t *failures = failures_json(gw);
+    json_t *in_flight = in_flight_json(gw);
     time_t started = gw->start_time;
+    json_int_t batch_done = (json_int_t)gw->batch_done, requeued = (json_int_t)gw->requeued;
+    json_int_t rate = (json_int_t)gw_upload_rate(gw);
     pthread_mutex_unlock(&gw->lock);
     json_t *root = json_pack(
-        "{s:o?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o?}", "files", states, "bytes_pending",
-        (json_int_t)st.bytes_pending, "local_only", (json_int_t)st.count[GW_LOCAL_ONLY],
-        "uploads_done", (json_int_t)st.uploads_done, "bytes_uploaded",
-        (json_int_t)st.bytes_uploaded, "renditions_done", (json_int_t)st.renditions_done, "retries",
-        (json_int_t)st.retries, "started", (json_int_t)started, "last_failures", failures);
+        "{s:o?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o?, s:o?}", "files", states,
+        "bytes_pending", (json_int_t)st.bytes_pending, "local_only",
+        (json_int_t)st.count[GW_LOCAL_ONLY], "uploads_done", (json_int_t)st.uploads_done,
+        "bytes_uploaded", (json_int_t)st.bytes_uploaded, "upload_rate", rate, "renditions_done",
+        (json_int_t)st.renditions_done, "retries", (json_int_t)st.retries, "requeued", requeued,
+        "batch_done", batch_done, "started", (json_int_t)started, "in_flight", in_flight,
+        "last_failures", failures);
     char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (!text)

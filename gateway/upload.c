@@ -53,6 +53,60 @@ static bool is_transient(const struct s3_error *err)
            strcmp(err->code, "InvalidArgument") != 0 && strcmp(err->code, "OutOfMemory") != 0;
 }
 
+/* ---- multipart uploads that survive failures and restarts ---- */
+
+struct resume_ctx {
+    struct gateway *gw;
+    struct gw_job *job;
+};
+
+/* A new multipart upload: recorded in the journal before its first part, so a restart resumes
+ * it (or aborts it when the bytes are gone). */
+static void upload_created(void *ctx, const struct s3_resume *r)
+{
+    struct resume_ctx *c = ctx;
+    pthread_mutex_lock(&c->gw->lock);
+    if (c->job->data->upload_id) /* replaced (gone, or another part size): abort the old one */
+        gw_task_push_locked(c->gw, GW_TASK_ABORT_UPLOAD, c->job->data->upload_key,
+                            c->job->data->upload_id);
+    gw_data_set_upload(c->gw, c->job->data, c->job->key, r->upload_id, r->part_size);
+    pthread_mutex_unlock(&c->gw->lock);
+}
+
+/* The upload to resume: the version's own, if it went to this key. */
+static void resume_from(struct gateway *gw, const struct gw_job *job, struct s3_resume *r)
+{
+    pthread_mutex_lock(&gw->lock);
+    const struct gw_data *d = job->data;
+    if (d->upload_id && strcmp(d->upload_key, job->key) == 0) {
+        snprintf(r->upload_id, sizeof(r->upload_id), "%s", d->upload_id);
+        r->part_size = d->part_size;
+    }
+    pthread_mutex_unlock(&gw->lock);
+}
+
+/* After the upload: done (forget it) or kept for the next attempt. */
+static void resume_after(struct gateway *gw, const struct gw_job *job, const struct s3_resume *r)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_data *d = job->data;
+    if (d->upload_id && !r->upload_id[0] && strcmp(d->upload_key, job->key) == 0)
+        gw_data_set_upload(gw, d, job->key, NULL, 0); /* completed (or dropped as unusable) */
+    pthread_mutex_unlock(&gw->lock);
+}
+
+void gw_abort_upload(struct gateway *gw, const char *key, const char *upload_id)
+{
+    struct s3_error err = {0};
+    if (s3_multipart_abort(gw->s3, gw->cfg->s3.source_bucket, key, upload_id, &err) == 0 ||
+        strcmp(err.code, "NoSuchUpload") == 0)
+        log_info("%s: unfinished multipart upload aborted", key);
+    else
+        log_warn("%s: cannot abort the unfinished multipart upload %s (%s); a lifecycle rule "
+                 "(AbortIncompleteMultipartUpload) or s3imgfs-s3 can remove it",
+                 key, upload_id, err.message);
+}
+
 int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,
               bool *transient)
 {
@@ -77,11 +131,21 @@ int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reaso
         .sse_kms_key_id = cfg->s3.sse_kms_key_id[0] ? cfg->s3.sse_kms_key_id : NULL,
     };
     struct s3_body body = s3_body_fd(job->data->fd, 0, (uint64_t)st.st_size);
+    body.progress = job->progress;
     struct s3_put_result result = {0};
     struct s3_error err = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (s3_upload(gw->s3, cfg->s3.source_bucket, job->key, &body, &put, &result, &err) != 0) {
+    struct resume_ctx rctx = {gw, job};
+    struct s3_resume resume = {.on_created = upload_created, .ctx = &rctx};
+    resume_from(gw, job, &resume);
+    int rc = s3_upload_resumable(gw->s3, cfg->s3.source_bucket, job->key, &body, &put, &resume,
+                                 &result, &err);
+    resume_after(gw, job, &resume);
+    if (resume.parts_reused)
+        log_info("%s: resumed a multipart upload, %u parts were already in S3", job->key,
+                 resume.parts_reused);
+    if (rc != 0) {
         snprintf(reason, reason_len, "%s", err.message);
         *transient = is_transient(&err);
         return -1;

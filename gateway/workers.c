@@ -89,8 +89,12 @@ static void *flusher_main(void *arg)
             datas[i] = e->data && !e->unlinked ? e->data : NULL;
             if (datas[i]) {
                 datas[i]->refs++;
-                recs[i] = (struct spool_record){datas[i]->id, e->seq,  strdup(e->key),
-                                                e->state,     e->mode, e->mtime};
+                recs[i] = (struct spool_record){.id = datas[i]->id,
+                                                .seq = e->seq,
+                                                .key = strdup(e->key),
+                                                .state = e->state,
+                                                .mode = e->mode,
+                                                .mtime = e->mtime};
             }
         }
         pthread_mutex_unlock(&gw->lock);
@@ -134,6 +138,37 @@ static uint64_t size_of(const struct gw_data *d)
     return d && fstat(d->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+/* Once a second: the bytes uploaded so far (for the rate), and the start of a new batch when
+ * nothing is queued. With the lock held. */
+static void sample_progress(struct gateway *gw)
+{
+    uint64_t bytes = gw->stats.bytes_uploaded;
+    size_t active = 0;
+    for (size_t i = 0; i < gw->table_size; i++)
+        for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
+            if (e->state == GW_UPLOADING)
+                bytes += __atomic_load_n(&e->sent, __ATOMIC_RELAXED);
+            active += e->state >= GW_PENDING && e->state <= GW_RESIZING && !e->in_done;
+        }
+    if (active == 0)
+        gw->batch_done = 0;
+    gw->rate_bytes[gw->rate_next] = bytes;
+    gw->rate_next = (gw->rate_next + 1) % RATE_SAMPLES;
+    if (gw->rate_filled < RATE_SAMPLES)
+        gw->rate_filled++;
+}
+
+uint64_t gw_upload_rate(const struct gateway *gw)
+{
+    if (gw->rate_filled < 2)
+        return 0;
+    unsigned newest = (gw->rate_next + RATE_SAMPLES - 1) % RATE_SAMPLES;
+    unsigned oldest = gw->rate_filled < RATE_SAMPLES ? 0 : gw->rate_next;
+    uint64_t delta = gw->rate_bytes[newest] - gw->rate_bytes[oldest];
+    /* uploads that failed take their bytes back: the counter can go down */
+    return gw->rate_bytes[newest] < gw->rate_bytes[oldest] ? 0 : delta / (gw->rate_filled - 1);
+}
+
 static void *timer_main(void *arg)
 {
     struct gateway *gw = arg;
@@ -152,6 +187,7 @@ static void *timer_main(void *arg)
                      (unsigned long long)(bytes >> 20), gw->cfg->gateway.cache_max_mb);
         gw->spool_bytes = bytes;
         gw->spool_full = full;
+        sample_progress(gw);
         for (size_t i = 0; i < gw->table_size; i++)
             for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
                 bool held_out = e->state == GW_HELD && e->hold_until <= now;
@@ -180,6 +216,8 @@ static void job_take(struct gw_entry *e, struct gw_job *job)
     *job = (struct gw_job){
         .key = strdup(e->key), .data = e->data, .seq = e->seq, .mode = e->mode, .mtime = e->mtime};
     job->format = e->format ? strdup(e->format) : NULL;
+    job->progress = &e->sent;
+    e->sent = 0;
     e->data->refs++;
     e->busy = true;
 }
@@ -307,8 +345,8 @@ static void resize_one(struct gateway *gw, struct gw_entry *e)
     e->busy = false;
     bool delete_old = false;
     if (overtaken(gw, e, &job, &delete_old)) {
-        if (delete_old)
-            gw_task_push(gw, GW_TASK_DELETE_RENDITIONS, job.key, NULL);
+        if (delete_old) /* the lock is held: a plain gw_task_push would deadlock */
+            gw_task_push_locked(gw, GW_TASK_DELETE_RENDITIONS, job.key, NULL);
     } else if (rc != 0) {
         gw_set_failed(gw, e, "%s", reason);
         log_error("%s: %s", e->key, reason);
@@ -357,24 +395,30 @@ static void *resize_main(void *arg)
 /* ------------------------------------------------------------------------------------------ */
 /* Tasks                                                                                        */
 
-void gw_task_push(struct gateway *gw, enum gw_task_kind kind, const char *from, const char *to)
+void gw_task_push_locked(struct gateway *gw, enum gw_task_kind kind, const char *from,
+                         const char *to)
 {
     struct gw_task *t = calloc(1, sizeof(*t));
     if (!t || !(t->from = strdup(from)) || (to && !(t->to = strdup(to)))) {
-        log_error("%s: out of memory queueing a rendition update", from);
+        log_error("%s: out of memory queueing a background task", from);
         if (t)
             free(t->from);
         free(t);
         return;
     }
     t->kind = kind;
-    pthread_mutex_lock(&gw->lock);
     if (gw->tasks_tail)
         gw->tasks_tail->next = t;
     else
         gw->tasks = t;
     gw->tasks_tail = t;
     pthread_cond_signal(&gw->tasks_cond);
+}
+
+void gw_task_push(struct gateway *gw, enum gw_task_kind kind, const char *from, const char *to)
+{
+    pthread_mutex_lock(&gw->lock);
+    gw_task_push_locked(gw, kind, from, to);
     pthread_mutex_unlock(&gw->lock);
 }
 
@@ -392,7 +436,10 @@ static void *task_main(void *arg)
         if (!gw->tasks)
             gw->tasks_tail = NULL;
         pthread_mutex_unlock(&gw->lock);
-        gw_run_task(gw, t);
+        if (t->kind == GW_TASK_ABORT_UPLOAD)
+            gw_abort_upload(gw, t->from, t->to);
+        else
+            gw_run_task(gw, t);
         free(t->from);
         free(t->to);
         free(t);

@@ -661,6 +661,58 @@ t_sync_upload() {
   wait_status "$mnt/c18/refused.bin" uploaded && same_object "$src" c18/refused.bin "$tmp/sync.bin"
 }
 
+# A wrong key makes uploads fail for good: the files are kept, `s3imgfs status` says why; once
+# the key is fixed, `touch` retries one file, `s3imgfs retry` the rest (a folder, then all).
+t_retry() {
+  mkdir -p "$mnt/c20/sub" "$tmp/rt" || return 1
+  local i
+  for i in 1 2 3 4 5; do head -c $((i * 70001)) /dev/urandom >"$tmp/rt/f$i.bin"; done
+  sed -i "s/^secret_access_key = .*/secret_access_key = wrong-$RANDOM-secret/" "$conf"
+  cp "$tmp/rt/f1.bin" "$tmp/rt/f2.bin" "$mnt/c20/" && cp "$tmp/rt/f3.bin" "$tmp/rt/f4.bin" "$tmp/rt/f5.bin" "$mnt/c20/sub/" ||
+    { sed -i "s/^secret_access_key = .*/secret_access_key = $secret_key/" "$conf"; return 1; }
+  for f in c20/f1.bin c20/f2.bin c20/sub/f3.bin c20/sub/f4.bin c20/sub/f5.bin; do
+    wait_status "$mnt/$f" failed 30 || { sed -i "s/^secret_access_key = .*/secret_access_key = $secret_key/" "$conf"; return 1; }
+  done
+  "$fs" status "$mnt" >"$tmp/status.txt" 2>&1 || { diag "s3imgfs status failed: $(cat "$tmp/status.txt")"; return 1; }
+  sed -i "s/^secret_access_key = .*/secret_access_key = $secret_key/" "$conf"
+  grep -qE '^  failed +[0-9]+ files, kept in the spool' "$tmp/status.txt" &&
+    grep -q 'c20/sub/f5.bin: .*SignatureDoesNotMatch' "$tmp/status.txt" ||
+    { diag "s3imgfs status does not show the failures:"; sed 's/^/#     /' "$tmp/status.txt" | head -12; return 1; }
+  # nothing is retried by itself (a permanent failure waits for the user)
+  sleep 3
+  expect "c20/f2.bin 3 s after the key was fixed" failed "$(status_of "$mnt/c20/f2.bin" | cut -d: -f1)" || return 1
+  touch "$mnt/c20/f1.bin" && wait_status "$mnt/c20/f1.bin" uploaded || return 1
+  expect "c20/f2.bin after a touch of f1.bin" failed "$(status_of "$mnt/c20/f2.bin" | cut -d: -f1)" || return 1
+  local out
+  out=$("$fs" retry "$mnt" "$mnt/c20/sub" 2>&1) || { diag "s3imgfs retry of a folder failed: $out"; return 1; }
+  expect "s3imgfs retry $mnt/c20/sub" "3 files queued again" "${out%%;*}" || return 1
+  for i in 3 4 5; do wait_status "$mnt/c20/sub/f$i.bin" uploaded || return 1; done
+  expect "c20/f2.bin after retrying c20/sub" failed "$(status_of "$mnt/c20/f2.bin" | cut -d: -f1)" || return 1
+  out=$(cd "$mnt" && "$fs" retry .) || return 1
+  expect "s3imgfs retry . (everything)" "1 file queued again" "${out%%;*}" || return 1
+  "$fs" status -w "$mnt" >/dev/null || { diag "s3imgfs status -w: exit $? (failed files left?)"; return 1; }
+  for i in 1 2; do same_object "$src" "c20/f$i.bin" "$tmp/rt/f$i.bin" || return 1; done
+  for i in 3 4 5; do same_object "$src" "c20/sub/f$i.bin" "$tmp/rt/f$i.bin" || return 1; done
+  fails_with "not inside the mount" "$fs" retry "$mnt" /tmp || return 1
+  fails_with "not an s3imgfs mount" "$fs" status /tmp
+}
+
+# The control area: status is read-only, retry write-only, nothing else can be made there, and
+# nothing of it reaches the bucket.
+t_control_area() {
+  fails_with "Permission denied" sh -c "echo x >'$mnt/.s3imgfs/new'" || return 1
+  fails_with "Permission denied" mkdir "$mnt/.s3imgfs/d" || return 1
+  fails_with "Permission denied" rm "$mnt/.s3imgfs/status" || return 1
+  fails_with "Permission denied" mv "$mnt/.s3imgfs/status" "$mnt/.s3imgfs/s2" || return 1
+  fails_with "Permission denied" cat "$mnt/.s3imgfs/retry" || return 1
+  expect "ls .s3imgfs" "retry status" "$(ls "$mnt/.s3imgfs" | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" || return 1
+  "$fs" status --json "$mnt" | "$PY" -c 'import json,sys; s=json.load(sys.stdin); assert isinstance(s["in_flight"], list) and "upload_rate" in s and "requeued" in s, s' ||
+    { diag "s3imgfs status --json lacks in_flight/upload_rate/requeued"; return 1; }
+  local keys
+  keys=$(aws_keys "$src") || return 1
+  ! grep -qE '^(new|status|retry|d/|s2)$' <<<"$keys" || { diag "a control name reached the bucket: $(grep -E '^(new|status|retry|d/|s2)$' <<<"$keys")"; return 1; }
+}
+
 # cache_max_mb: with uploads failing (wrong key), the spool fills; writes then fail with ENOSPC
 # (no crash, nothing corrupt), and every file written before is uploaded once the key is right.
 t_spool_full() {
@@ -747,6 +799,8 @@ case_ "cp -p keeps the mtime (object metadata and stat)" run_case t_mtime_kept
 case_ ".s3imgfs/status: JSON counts, totals and the last failure; read-only; not in the bucket" run_case t_status_file
 case_ "kill -9 with 60 closed files not uploaded (wrong key): all arrive after a remount" run_case t_kill9
 case_ "sync_upload: cp returns with the object in S3; a refused upload is EIO, kept, retried" run_case t_sync_upload
+case_ "failed uploads (wrong key): s3imgfs status says why; touch and s3imgfs retry upload them" run_case t_retry
+case_ ".s3imgfs: nothing can be created, removed or renamed there; status --json has the queue" run_case t_control_area
 case_ "cache_max_mb: a full spool refuses writes with ENOSPC; what was written is uploaded later" run_case t_spool_full
 case_ "unmount while idle and remount (daemon mode): the listing is unchanged" run_case t_remount
 
