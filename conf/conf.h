@@ -125,8 +125,9 @@ struct config {
         unsigned cache_max_mb;   /* 64..16777216, default 10240 */
         unsigned multipart_threshold_mb; /* 5..5120, default 16 */
         unsigned part_size_mb;           /* 5..5120, default 8; at most multipart_threshold_mb */
-        unsigned part_parallel;          /* 1..32, default 4 */
-        unsigned read_ahead_kb;          /* 0..262144, default 8192 */
+        unsigned part_parallel;          /* 1..32, default 8 */
+        unsigned upload_kbps;   /* per upload request, KiB/s, 0..10485760, default 0 = no limit */
+        unsigned read_ahead_kb; /* 0..262144, default 8192 */
     } gateway;
     struct {
         enum conf_log_level level;

@@ -625,6 +625,7 @@ static const struct range cache_mb_range = {64, 16777216};
 static const struct range part_mb_range = {5, 5120};
 static const struct range part_parallel_range = {1, 32};
 static const struct range read_ahead_range = {0, 262144};
+static const struct range kbps_range = {0, 10485760};
 static const size_t temp_count_offset = offsetof(struct config, gateway.temp_glob_count);
 static const size_t junk_count_offset = offsetof(struct config, gateway.junk_glob_count);
 
@@ -763,6 +764,10 @@ const struct conf_row conf_rows[] = {
     {.info = {"gateway", "part_parallel", "8", "parts of one file uploaded at the same time",
               {0}, NULL, 0},
      UINT(gateway.part_parallel), .arg = &part_parallel_range},
+    {.info = {"gateway", "upload_kbps", "0",
+              "largest speed of one upload request (a PUT or a part) in KiB/s; 0 = no limit",
+              {0}, NULL, 0},
+     UINT(gateway.upload_kbps), .arg = &kbps_range},
     {.info = {"gateway", "read_ahead_kb", "8192",
               "KiB fetched ahead of sequential reads; 0 = no read-ahead", {0}, NULL, 0},
      UINT(gateway.read_ahead_kb), .arg = &read_ahead_range},

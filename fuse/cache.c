@@ -189,8 +189,7 @@ static int copy_listing(const struct fs_listing *from, struct fs_listing *to)
     return 0;
 }
 
-bool fs_cache_get_listing(struct fs_cache *c, const char *id, bool stale_ok,
-                          struct fs_listing *out)
+bool fs_cache_get_listing(struct fs_cache *c, const char *id, bool stale_ok, struct fs_listing *out)
 {
     pthread_mutex_lock(&c->lock);
     struct listing_slot *s = find_listing(c, id, stale_ok);

@@ -74,8 +74,7 @@ static void print_bar(FILE *out, long long done, long long active)
     fputs("  [", out);
     for (int i = 0; i < BAR_WIDTH; i++)
         fputc(i < filled ? '#' : '-', out);
-    fprintf(out, "] %3lld%%  %lld of %lld files\n", total ? 100 * done / total : 100, done,
-            total);
+    fprintf(out, "] %3lld%%  %lld of %lld files\n", total ? 100 * done / total : 100, done, total);
 }
 
 static void print_in_flight(FILE *out, const json_t *s)
@@ -85,8 +84,7 @@ static void print_in_flight(FILE *out, const json_t *s)
     json_array_foreach(json_object_get(s, "in_flight"), i, t)
     {
         char a[32], b[32];
-        fprintf(out, "  uploading %s  %s of %s\n",
-                json_string_value(json_object_get(t, "key")),
+        fprintf(out, "  uploading %s  %s of %s\n", json_string_value(json_object_get(t, "key")),
                 human_bytes((double)num(t, "sent"), a, sizeof(a)),
                 human_bytes((double)num(t, "bytes"), b, sizeof(b)));
     }
@@ -230,9 +228,9 @@ static int retry_main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fprintf(argc < 2 ? stderr : stdout, "usage: s3imgfs retry MOUNTPOINT [PATH...]\n"
-                                             "Queues the failed uploads of the files (or of "
-                                             "every file under the folders) again; all of\n"
-                                             "them without PATH.\n");
+                                            "Queues the failed uploads of the files (or of "
+                                            "every file under the folders) again; all of\n"
+                                            "them without PATH.\n");
         return argc < 2 ? EXIT_USAGE : 0;
     }
     char mnt[PATH_MAX];

@@ -129,9 +129,9 @@ static int retry_path(struct fs *fs, const char *line)
     if (rc == 0 && p.area != AREA_SOURCE)
         rc = -EINVAL; /* renditions and the control files are never queued */
     if (rc == 0) {
-        size_t n = p.is_root ? gateway_retry(fs->gw, p.prefix, true)
-                             : gateway_retry(fs->gw, p.key, false) +
-                                   gateway_retry(fs->gw, p.prefix, true);
+        size_t n =
+            p.is_root ? gateway_retry(fs->gw, p.prefix, true)
+                      : gateway_retry(fs->gw, p.key, false) + gateway_retry(fs->gw, p.prefix, true);
         log_info("retry %s: %zu file%s queued again", path, n, n == 1 ? "" : "s");
         fs_path_clear(&p);
     } else {

@@ -568,8 +568,8 @@ enum handle_kind { HANDLE_SPOOL, HANDLE_REMOTE, HANDLE_CONTROL };
 
 struct handle {
     enum handle_kind kind;
-    struct gw_file *file;     /* HANDLE_SPOOL */
-    struct fs_reader *reader; /* HANDLE_REMOTE */
+    struct gw_file *file;         /* HANDLE_SPOOL */
+    struct fs_reader *reader;     /* HANDLE_REMOTE */
     struct control_file *control; /* HANDLE_CONTROL */
     bool writer;
     bool uploaded_at_flush; /* sync_upload: this version went up at a close(); a later write

@@ -97,6 +97,7 @@ static struct s3client *make_client(const struct config *cfg, bool interactive,
         .multipart_threshold = (uint64_t)cfg->gateway.multipart_threshold_mb << 20,
         .multipart_part_size = (uint64_t)cfg->gateway.part_size_mb << 20,
         .multipart_parallel = cfg->gateway.part_parallel,
+        .max_send_speed = (uint64_t)cfg->gateway.upload_kbps << 10,
         .max_attempts = interactive ? 3 : 0,
         .low_speed_seconds = interactive ? 15 : 0,
     };

@@ -697,9 +697,12 @@ static int close_version(struct gateway *gw, struct gw_entry *e, struct gw_data 
     d->committing = true;
     *seq = gw->next_seq++;
     enum gw_state state = state_after_close(gw, e->key);
-    struct spool_record rec = {
-        .id = d->id, .seq = *seq, .key = strdup(e->key), .state = state, .mode = e->mode,
-        .mtime = e->mtime};
+    struct spool_record rec = {.id = d->id,
+                               .seq = *seq,
+                               .key = strdup(e->key),
+                               .state = state,
+                               .mode = e->mode,
+                               .mtime = e->mtime};
     pthread_mutex_unlock(&gw->lock);
     int rc = 0;
     if (state != GW_LOCAL_ONLY)

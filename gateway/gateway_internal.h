@@ -161,10 +161,10 @@ struct gw_job {
     uint64_t seq;
     mode_t mode;
     struct timespec mtime;
-    char *format;     /* sniffed image format or NULL (set by gw_upload) */
-    char etag[128];   /* the uploaded object's (set by gw_upload) */
-    uint64_t size;    /* bytes uploaded (set by gw_upload) */
-    char *renditions; /* the keys written, one per line (set by gw_make_renditions) */
+    char *format;       /* sniffed image format or NULL (set by gw_upload) */
+    char etag[128];     /* the uploaded object's (set by gw_upload) */
+    uint64_t size;      /* bytes uploaded (set by gw_upload) */
+    char *renditions;   /* the keys written, one per line (set by gw_make_renditions) */
     uint64_t *progress; /* bytes sent, for the status file (the entry's `sent`) */
 };
 int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,15 @@ struct spool {
     int cachefd;   /* cache_dir */
     int lockfd;    /* cache_dir/lock, flock'd */
     int journalfd; /* cache_dir/journal, O_APPEND */
+    /* Appends and syncs share it (read side); a compaction replacing the journal excludes them
+     * (write side). */
+    pthread_rwlock_t journal_lock;
+    uint64_t compact_at; /* journal size that makes spool_compact rewrite it */
     uint64_t next_id;
     char *path, *journal;
 };
+
+#define COMPACT_MIN (16ull << 20) /* a journal is rewritten from this size on (spool_compact) */
 
 static const char *const state_names[] = {"writing",  "held",     "local", "pending", "uploading",
                                           "uploaded", "resizing", "done",  "failed"};
@@ -71,6 +78,12 @@ struct spool *spool_open(const char *cache_dir, struct s3_error *err)
         return NULL;
     sp->dirfd = sp->cachefd = sp->lockfd = sp->journalfd = -1;
     sp->next_id = 1;
+    sp->compact_at = COMPACT_MIN;
+    pthread_rwlockattr_t attr; /* a waiting compaction is not starved by a stream of appends */
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&sp->journal_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     if (asprintf(&sp->path, "%s/spool", cache_dir) < 0 ||
         asprintf(&sp->journal, "%s/journal", cache_dir) < 0) {
         s3_error_set(err, 0, "OutOfMemory", false, "out of memory");
@@ -104,6 +117,7 @@ void spool_close(struct spool *sp)
             close(fds[i]);
     free(sp->path);
     free(sp->journal);
+    pthread_rwlock_destroy(&sp->journal_lock);
     free(sp);
 }
 
@@ -139,8 +153,8 @@ static uint32_t checksum(const char *s, size_t len)
     return h;
 }
 
-/* Appends `body` + " <checksum>\n" with one write (O_APPEND keeps lines whole). */
-static int append_line(struct spool *sp, const char *body)
+/* Writes `body` + " <checksum>\n" with one write (O_APPEND keeps lines whole). */
+static int write_line(int fd, const char *body)
 {
     size_t len = strlen(body);
     char *line = malloc(len + 12);
@@ -148,9 +162,17 @@ static int append_line(struct spool *sp, const char *body)
         return -ENOMEM;
     int n = snprintf(line, len + 12, "%s %08" PRIx32 "\n", body, checksum(body, len));
     int rc = 0;
-    if (write(sp->journalfd, line, (size_t)n) != n)
+    if (write(fd, line, (size_t)n) != n)
         rc = errno ? -errno : -EIO;
     free(line);
+    return rc;
+}
+
+static int append_line(struct spool *sp, const char *body)
+{
+    pthread_rwlock_rdlock(&sp->journal_lock);
+    int rc = write_line(sp->journalfd, body);
+    pthread_rwlock_unlock(&sp->journal_lock);
     return rc;
 }
 
@@ -174,31 +196,38 @@ int spool_write_record(struct spool *sp, const struct spool_record *rec)
     return rc;
 }
 
-int spool_write_upload(struct spool *sp, uint64_t id, const char *key, const char *upload_id,
-                       uint64_t part_size)
+static char *upload_line(uint64_t id, const char *key, const char *upload_id, uint64_t part_size)
 {
     char *k = upload_id ? aws_uri_encode(key, strlen(key), true) : NULL;
     char *u = upload_id ? aws_uri_encode(upload_id, strlen(upload_id), true) : NULL;
     char *line = NULL;
-    int rc = -ENOMEM;
-    if (!upload_id)
-        rc = asprintf(&line, "M %" PRIu64 " 0 - -", id) < 0 ? -ENOMEM : 0;
-    else if (k && u)
-        rc = asprintf(&line, "M %" PRIu64 " %" PRIu64 " %s %s", id, part_size, k, u) < 0 ? -ENOMEM
-                                                                                         : 0;
-    if (rc == 0)
-        rc = append_line(sp, line);
-    free(line);
+    if (!upload_id) {
+        if (asprintf(&line, "M %" PRIu64 " 0 - -", id) < 0)
+            line = NULL;
+    } else if (k && u &&
+               asprintf(&line, "M %" PRIu64 " %" PRIu64 " %s %s", id, part_size, k, u) < 0) {
+        line = NULL;
+    }
     free(k);
     free(u);
+    return line;
+}
+
+int spool_write_upload(struct spool *sp, uint64_t id, const char *key, const char *upload_id,
+                       uint64_t part_size)
+{
+    char *line = upload_line(id, key, upload_id, part_size);
+    int rc = line ? append_line(sp, line) : -ENOMEM;
+    free(line);
     return rc;
 }
 
 int spool_sync(struct spool *sp)
 {
-    if (fdatasync(sp->journalfd) != 0 || fsync(sp->dirfd) != 0)
-        return -errno;
-    return 0;
+    pthread_rwlock_rdlock(&sp->journal_lock);
+    int rc = fdatasync(sp->journalfd) != 0 || fsync(sp->dirfd) != 0 ? -errno : 0;
+    pthread_rwlock_unlock(&sp->journal_lock);
+    return rc;
 }
 
 void spool_remove(struct spool *sp, uint64_t id)
@@ -305,10 +334,14 @@ static void replay_upload(struct live *l, const char *line)
         return;
     struct spool_record none = {0}, *r = find_live(l, id);
     if (!r)
-        r = &none; /* data already gone: whatever upload this names is an orphan */
-    orphan_upload(l, r);
-    if (strcmp(upload, "-") == 0)
+        r = &none;                  /* data already gone: whatever upload this names is an orphan */
+    if (strcmp(upload, "-") == 0) { /* completed (or given up by the client): nothing to abort */
+        free(r->upload_key);
+        free(r->upload_id);
+        r->upload_key = r->upload_id = NULL;
         return;
+    }
+    orphan_upload(l, r); /* replaced by a new upload */
     r->upload_key = aws_uri_decode(key, strlen(key), false, NULL);
     r->upload_id = aws_uri_decode(upload, strlen(upload), false, NULL);
     r->part_size = part_size;
@@ -398,29 +431,86 @@ static int read_journal(struct spool *sp, struct live *l)
     return 0;
 }
 
-/* The journal with only the live records, replacing the old one atomically. */
+/* The live records (and their uploads) as journal lines into fd. */
+static int write_live(int fd, const struct live *l)
+{
+    int rc = 0;
+    for (size_t i = 0; i < l->count && rc == 0; i++) {
+        const struct spool_record *r = &l->recs[i];
+        if (!r->key)
+            continue;
+        char *line = record_line(r);
+        rc = line ? write_line(fd, line) : -ENOMEM;
+        free(line);
+        if (rc == 0 && r->upload_id) {
+            line = upload_line(r->id, r->upload_key, r->upload_id, r->part_size);
+            rc = line ? write_line(fd, line) : -ENOMEM;
+            free(line);
+        }
+    }
+    return rc;
+}
+
+/* The journal with only the live records, replacing the old one atomically; sp->journalfd is
+ * the new one, open for appending. With the journal lock held for writing (or alone). */
 static int rewrite_journal(struct spool *sp, const struct live *l)
 {
     int fd = openat(sp->cachefd, "journal.new", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
-    int saved = sp->journalfd, rc = 0;
-    sp->journalfd = fd;
-    for (size_t i = 0; i < l->count && rc == 0; i++) {
-        const struct spool_record *r = &l->recs[i];
-        if (r->key)
-            rc = spool_write_record(sp, r);
-        if (r->key && r->upload_id && rc == 0)
-            rc = spool_write_upload(sp, r->id, r->upload_key, r->upload_id, r->part_size);
-    }
+    int rc = write_live(fd, l);
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     close(fd);
-    sp->journalfd = saved;
     if (rc == 0 && renameat(sp->cachefd, "journal.new", sp->cachefd, "journal") != 0)
         rc = -errno;
     if (rc == 0 && fsync(sp->cachefd) != 0)
         rc = -errno;
+    int appender = rc == 0 ? openat(sp->cachefd, "journal", O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+    if (rc == 0 && appender < 0)
+        rc = -errno;
+    if (rc == 0) {
+        if (sp->journalfd >= 0)
+            close(sp->journalfd);
+        sp->journalfd = appender;
+    }
+    return rc;
+}
+
+static void live_free(struct live *l)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        free(l->recs[i].key);
+        free(l->recs[i].upload_key);
+        free(l->recs[i].upload_id);
+    }
+    free(l->recs);
+    free(l->index);
+    while (l->orphans) {
+        struct orphan *o = l->orphans;
+        l->orphans = o->next;
+        free(o->key);
+        free(o->upload_id);
+        free(o);
+    }
+}
+
+int spool_compact(struct spool *sp, bool force)
+{
+    struct stat st;
+    if (!force && (fstat(sp->journalfd, &st) != 0 || (uint64_t)st.st_size < sp->compact_at))
+        return 0;
+    pthread_rwlock_wrlock(&sp->journal_lock);
+    struct live l = {0};
+    /* the uploads of removed records were aborted when their data went: no orphans here */
+    int rc = read_journal(sp, &l);
+    if (rc == 0)
+        rc = rewrite_journal(sp, &l);
+    if (rc == 0 && fstat(sp->journalfd, &st) == 0)
+        sp->compact_at =
+            (uint64_t)st.st_size * 4 > COMPACT_MIN ? (uint64_t)st.st_size * 4 : COMPACT_MIN;
+    pthread_rwlock_unlock(&sp->journal_lock);
+    live_free(&l);
     return rc;
 }
 
@@ -478,26 +568,9 @@ int spool_scan(struct spool *sp, spool_record_fn fn, spool_orphan_fn orphan_fn, 
         fn(ctx, r, fd);
     }
     rc = rewrite_journal(sp, &l);
-    for (size_t i = 0; i < l.count; i++) {
-        free(l.recs[i].key);
-        free(l.recs[i].upload_key);
-        free(l.recs[i].upload_id);
-    }
-    while (l.orphans) {
-        struct orphan *o = l.orphans;
-        l.orphans = o->next;
+    for (struct orphan *o = l.orphans; o; o = o->next)
         orphan_fn(ctx, o->key, o->upload_id);
-        free(o->key);
-        free(o->upload_id);
-        free(o);
-    }
-    free(l.recs);
-    free(l.index);
-    if (rc == 0) {
-        sp->journalfd = openat(sp->cachefd, "journal", O_WRONLY | O_APPEND | O_CLOEXEC);
-        if (sp->journalfd < 0)
-            rc = -errno;
-    }
+    live_free(&l);
     if (rc != 0) {
         s3_error_set(err, 0, "LocalIOError", false, "cannot write %s: %s", sp->journal,
                      strerror(-rc));

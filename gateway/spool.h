@@ -10,7 +10,8 @@
  * journal instead of a record file per version: a file costs one inode, not three, which is
  * what made small-file ingest slow on ext4. At open the journal is replayed, data files of no
  * live record are removed (never committed) and the journal is rewritten with the live
- * records only.
+ * records only; while running, spool_compact does the same when it has grown. "M" lines
+ * record the multipart upload a version's bytes are going up in.
  */
 #ifndef S3IMGFS_GATEWAY_SPOOL_H
 #define S3IMGFS_GATEWAY_SPOOL_H
@@ -60,6 +61,11 @@ int spool_write_record(struct spool *sp, const struct spool_record *rec);
  * with parts of part_size (upload_id NULL: in none any more). Returns 0 or -errno. */
 int spool_write_upload(struct spool *sp, uint64_t id, const char *key, const char *upload_id,
                        uint64_t part_size);
+
+/* Rewrites the journal with only its live records when it has grown past 16 MiB and 4 times
+ * its size after the last rewrite (or always, with force), so a long-running gateway's journal
+ * stays small. Appends wait meanwhile. Returns 0 or -errno (the old journal is kept). */
+int spool_compact(struct spool *sp, bool force);
 
 /* Makes the journal and the folder of data files durable (data files are synced by their
  * owners). Returns 0 or -errno. */

@@ -183,7 +183,8 @@ static void *timer_main(void *arg)
                     spool_free_bytes(gw->spool) < spool_disk_reserve(gw->spool);
         if (full && !gw->spool_full)
             log_warn("the spool is full (%llu MiB, [gateway] cache_max_mb = %u, or its disk has "
-                     "under min(64 MiB, 1/16 of its size) free): writes fail with ENOSPC until uploads drain it",
+                     "under min(64 MiB, 1/16 of its size) free): writes fail with ENOSPC until "
+                     "uploads drain it",
                      (unsigned long long)(bytes >> 20), gw->cfg->gateway.cache_max_mb);
         gw->spool_bytes = bytes;
         gw->spool_full = full;
@@ -199,6 +200,11 @@ static void *timer_main(void *arg)
                 e->refs++;
                 gw_queue_push(&gw->upload_q, e);
             }
+        pthread_mutex_unlock(&gw->lock); /* appends go on meanwhile (under the gateway lock) */
+        int rc = spool_compact(gw->spool, false);
+        if (rc != 0)
+            log_warn("cannot compact the spool's journal: %s (it keeps growing)", strerror(-rc));
+        pthread_mutex_lock(&gw->lock);
         struct timespec wake;
         clock_gettime(CLOCK_REALTIME, &wake);
         wake.tv_sec += 1;

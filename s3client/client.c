@@ -78,6 +78,7 @@ struct s3client *s3client_new(const struct s3client_options *o, struct s3_error 
     c->region = strdup(o->region);
     c->path_style = o->path_style;
     c->content_md5 = o->content_md5;
+    c->max_send_speed = o->max_send_speed;
     c->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
     c->credentials = o->credentials;
     c->credentials_ctx = o->credentials_ctx;

@@ -17,6 +17,7 @@ struct s3client {
     char *region;
     bool path_style;
     bool content_md5;
+    uint64_t max_send_speed;
     char *ca_file;
     aws_credentials_fn credentials;
     void *credentials_ctx;

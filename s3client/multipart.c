@@ -507,7 +507,7 @@ struct parts_job {
                 struct s3_error *err);
     /* Called once every part is in, before Complete; NULL = nothing to check. */
     int (*check)(struct parts_job *j, struct s3_error *err);
-    bool *done; /* parts already on the server (s3_upload_resumable); NULL = none */
+    bool *done;                 /* parts already on the server (s3_upload_resumable); NULL = none */
     const struct s3_body *body; /* s3_upload */
     const char *src_bucket;     /* s3_copy */
     const char *src_key;
@@ -637,8 +637,7 @@ static int reuse_parts(struct parts_job *j, struct s3_resume *r, struct s3_error
 {
     struct s3_part *listed = NULL;
     size_t count = 0;
-    if (s3_multipart_list_parts(j->c, j->bucket, j->key, r->upload_id, &listed, &count, err) !=
-        0)
+    if (s3_multipart_list_parts(j->c, j->bucket, j->key, r->upload_id, &listed, &count, err) != 0)
         return strcmp(err->code, "NoSuchUpload") == 0 ? 1 : -1;
     for (size_t i = 0; i < count; i++) {
         int n = listed[i].number;
@@ -716,7 +715,8 @@ int s3_upload_resumable(struct s3client *c, const char *bucket, const char *key,
     int rc = -1;
     if (!j.parts || !j.done)
         s3_error_set(err, 0, "OutOfMemory", false, "s3_upload: out of memory");
-    else if (open_upload(&j, r, opts, err) == 0 && send_parts(&j, c->multipart_parallel, err) == 0) {
+    else if (open_upload(&j, r, opts, err) == 0 &&
+             send_parts(&j, c->multipart_parallel, err) == 0) {
         rc = s3_multipart_complete(c, bucket, key, r->upload_id, j.parts, (size_t)j.part_count,
                                    result, err);
         if (rc == 0)

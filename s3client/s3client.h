@@ -152,6 +152,8 @@ struct s3client_options {
      * costs more CPU than the SHA-256 itself on CPUs with SHA extensions. */
     bool content_md5;
 
+    uint64_t max_send_speed; /* bytes/s of one request's body; 0 = no limit */
+
     const char *user_agent; /* default "s3imgfs/<version>" */
     bool verbose;           /* libcurl debug output to stderr (credentials are not printed) */
 };

@@ -640,6 +640,50 @@ t_kill9() {
   done
 }
 
+# kill -9 while 300 photos are being copied in (one cp each): after the remount every file whose
+# cp returned is in S3 byte-identical with its 3 renditions; nothing was uploaded twice; no
+# object under the folder differs from its source (a file cut by the kill is not uploaded).
+t_kill9_copy() {
+  local dir=$tmp/p300 i f
+  mkdir -p "$mnt/c24" "$dir" "$tmp/p300.got" || return 1
+  make_photo "$tmp/p300.base.jpg" 800 600 || return 1
+  # distinct bytes per file: a JPEG decoder ignores what follows its end marker
+  for i in $(seq -w 1 300); do { cat "$tmp/p300.base.jpg"; printf 'copy %s' "$i"; } >"$dir/p$i.jpg"; done
+  : >"$tmp/p300.done"
+  (for f in "$dir"/p*.jpg; do cp "$f" "$mnt/c24/" 2>/dev/null && echo "${f##*/}" >>"$tmp/p300.done"; done) &
+  local copier=$! deadline=$(($(now_ms) + gw_timeout * 1000))
+  until [ "$(wc -l <"$tmp/p300.done")" -ge 120 ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || { diag "fewer than 120 photos copied in ${gw_timeout} s"; kill "$copier"; return 1; }
+    sleep 0.05
+  done
+  kill -9 "$fs_pid" && wait "$fs_pid" 2>/dev/null
+  fs_pid=""
+  wait "$copier" # its cp calls fail from the kill on: the mount is gone
+  fusermount3 -uz "$mnt" 2>/dev/null
+  local finished
+  finished=$(wc -l <"$tmp/p300.done")
+  diag "killed with $finished of 300 photos copied"
+  [ "$finished" -lt 300 ] || { diag "the kill came after the whole copy: nothing was cut"; return 1; }
+  mount_fs || return 1
+  while read -r f; do wait_status "$mnt/c24/$f" "done" || return 1; done <"$tmp/p300.done"
+  awsc s3 sync --quiet "s3://$src/c24/" "$tmp/p300.got/" || { diag "aws s3 sync of c24/ failed"; return 1; }
+  while read -r f; do
+    cmp -s "$dir/$f" "$tmp/p300.got/$f" || { diag "c24/$f (cp returned) is missing or differs in S3"; return 1; }
+  done <"$tmp/p300.done"
+  for f in "$tmp"/p300.got/*; do
+    cmp -s "$f" "$dir/${f##*/}" || { diag "s3://$src/c24/${f##*/} differs from its source: a cut file was uploaded"; return 1; }
+  done
+  local history dups renditions missing
+  history=$(aws_put_history "$src" c24/) || return 1
+  dups=$(cut -f1 <<<"$history" | sort | uniq -d)
+  expect "keys under c24/ uploaded more than once" "" "$dups" || return 1
+  renditions=$(aws_keys "$dst") || return 1
+  missing=$(while read -r f; do
+    for s in thumbnail medium large; do grep -qxF "$s/c24/$f" <<<"$renditions" || echo "$s/c24/$f"; done
+  done <"$tmp/p300.done" | head -5)
+  expect "renditions missing for photos whose cp returned" "" "$missing"
+}
+
 # sync_upload = true: close() returns once the object is in S3, and reports a failed upload.
 t_sync_upload() {
   unmount_fs || return 1
@@ -695,6 +739,123 @@ t_retry() {
   for i in 3 4 5; do same_object "$src" "c20/sub/f$i.bin" "$tmp/rt/f$i.bin" || return 1; done
   fails_with "not inside the mount" "$fs" retry "$mnt" /tmp || return 1
   fails_with "not an s3imgfs mount" "$fs" status /tmp
+}
+
+# Bytes of KEY sent so far (its in-flight upload in the status file), 0 when not uploading.
+sent_of() {
+  "$PY" -c '
+import json, sys
+s = json.load(open(sys.argv[1] + "/.s3imgfs/status"))
+print(sum(t["sent"] for t in s["in_flight"] if t["key"] == sys.argv[2]))' "$mnt" "$1"
+}
+
+# wait_sent KEY BYTES: until the in-flight upload of KEY has sent BYTES.
+wait_sent() {
+  local deadline=$(($(now_ms) + gw_timeout * 1000)) got=0
+  until [ "$got" -ge "$2" ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || { diag "$1: $got bytes sent after ${gw_timeout} s, waiting for $2"; return 1; }
+    sleep 0.2
+    got=$(sent_of "$1") || return 1
+  done
+}
+
+# The multipart uploads in progress under PREFIX of the source bucket (keys, one per line).
+open_uploads() {
+  awsc s3api list-multipart-uploads --bucket "$src" --prefix "$1" --query 'Uploads[].Key' --output text |
+    tr '\t' '\n' | grep -v '^None$' || true
+}
+
+# Uploads slowed to 4 MiB/s in 5 MiB parts, one at a time: a 30 MiB file takes ~8 s.
+slow_multipart=(-o gateway.upload_kbps=4096,gateway.part_size_mb=5,gateway.multipart_threshold_mb=5,gateway.part_parallel=1)
+
+# kill -9 in the middle of a multipart upload: the next mount continues it, reusing the parts
+# already in S3 (the journal keeps the upload id; ListParts says which parts are whole).
+t_multipart_resume() {
+  unmount_fs || return 1
+  mount_extra=("${slow_multipart[@]}")
+  mount_fs || { mount_extra=(); return 1; }
+  mount_extra=()
+  mkdir -p "$mnt/c21" && head -c $((30 * 1024 * 1024)) /dev/urandom >"$tmp/mp30.bin" || return 1
+  cp "$tmp/mp30.bin" "$mnt/c21/mp30.bin" || return 1
+  wait_sent c21/mp30.bin $((12 * 1024 * 1024)) || return 1
+  kill -9 "$fs_pid" && wait "$fs_pid" 2>/dev/null
+  fs_pid=""
+  fusermount3 -uz "$mnt" 2>/dev/null
+  expect "multipart uploads open after the kill" "c21/mp30.bin" "$(open_uploads c21/)" || return 1
+  mount_fs || return 1
+  wait_status "$mnt/c21/mp30.bin" uploaded || return 1
+  local reused
+  reused=$(grep -o 'c21/mp30.bin: resumed a multipart upload, [0-9]* parts' "$log" | tail -1 | grep -o '[0-9]* parts' | cut -d' ' -f1)
+  [ "${reused:-0}" -ge 2 ] || { diag "the upload was not resumed with at least 2 parts (log says: '${reused:-nothing}')"; return 1; }
+  diag "resumed after kill -9 with $reused of 6 parts already in S3"
+  same_object "$src" c21/mp30.bin "$tmp/mp30.bin" &&
+    expect "multipart uploads open at the end" "" "$(open_uploads c21/)"
+}
+
+# Multipart uploads that fail for good halfway (the key turns wrong) are kept: once the key is
+# right, s3imgfs retry finishes one from where it stopped; the other file is removed instead,
+# and its upload is aborted.
+t_multipart_failed() {
+  unmount_fs || return 1
+  mount_extra=("${slow_multipart[@]}")
+  mount_fs || { mount_extra=(); return 1; }
+  mount_extra=()
+  mkdir -p "$mnt/c22" || return 1
+  cp "$tmp/mp30.bin" "$mnt/c22/a.bin" && cp "$tmp/mp30.bin" "$mnt/c22/b.bin" || return 1
+  wait_sent c22/a.bin $((6 * 1024 * 1024)) && wait_sent c22/b.bin $((6 * 1024 * 1024)) || return 1
+  sed -i "s/^secret_access_key = .*/secret_access_key = wrong-$RANDOM-secret/" "$conf"
+  wait_status "$mnt/c22/a.bin" failed && wait_status "$mnt/c22/b.bin" failed
+  local rc=$?
+  sed -i "s/^secret_access_key = .*/secret_access_key = $secret_key/" "$conf"
+  [ "$rc" = 0 ] || return 1
+  expect "multipart uploads kept after the failures" "c22/a.bin c22/b.bin" "$(open_uploads c22/ | sort | tr '\n' ' ' | sed 's/ $//')" || return 1
+  "$fs" retry "$mnt" "$mnt/c22/a.bin" >/dev/null || return 1
+  wait_status "$mnt/c22/a.bin" uploaded || return 1
+  grep -q 'c22/a.bin: resumed a multipart upload, [1-9][0-9]* parts' "$log" ||
+    { diag "c22/a.bin was sent again from the start after the retry"; return 1; }
+  same_object "$src" c22/a.bin "$tmp/mp30.bin" || return 1
+  expect "c22/b.bin after retrying a.bin only" failed "$(status_of "$mnt/c22/b.bin" | cut -d: -f1)" || return 1
+  rm "$mnt/c22/b.bin" || return 1
+  local deadline=$(($(now_ms) + 20000))
+  until [ -z "$(open_uploads c22/)" ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || { diag "the upload of the removed c22/b.bin was not aborted within 20 s"; return 1; }
+    sleep 0.5
+  done
+  unmount_fs || return 1
+  local lines
+  lines=$(wc -l <"$log")
+  mount_fs || return 1
+  ! tail -n +"$lines" "$log" | grep -q 'c22/a.bin: aborting' ||
+    { diag "the mount after the retry aborts the completed upload of c22/a.bin"; return 1; }
+}
+
+# rm and mv of images while they are being resized: the gateway goes on (a change during a
+# resize once deadlocked it) and the renditions follow (none left under the old names).
+t_change_while_resizing() {
+  mkdir -p "$mnt/c23" || return 1
+  make_photo "$tmp/big.jpg" 4000 3000 && vips copy "$tmp/big.jpg" "$tmp/big.png" || return 1
+  local f st deadline
+  for f in rm mv; do
+    cp "$tmp/big.png" "$mnt/c23/$f.png" || return 1
+    deadline=$(($(now_ms) + gw_timeout * 1000))
+    until [ "$(status_of "$mnt/c23/$f.png")" = resizing ]; do
+      st=$(status_of "$mnt/c23/$f.png")
+      [ "$st" != done ] || { diag "c23/$f.png was resized before it could be changed"; return 1; }
+      [ "$(now_ms)" -lt "$deadline" ] || { diag "c23/$f.png: never seen resizing (last: $st)"; return 1; }
+      sleep 0.02
+    done
+    if [ "$f" = rm ]; then rm "$mnt/c23/rm.png"; else mv "$mnt/c23/mv.png" "$mnt/c23/moved.png"; fi || return 1
+  done
+  timeout 20 ls "$mnt/c23" >/dev/null || { diag "ls of the mount hangs after changes during a resize"; return 1; }
+  cp "$data/tiny.jpg" "$mnt/c23/after.jpg" && wait_status "$mnt/c23/after.jpg" done &&
+    wait_status "$mnt/c23/moved.png" done || return 1
+  deadline=$(($(now_ms) + 20000))
+  local left
+  while left=$(aws_keys "$dst" | grep -E '/c23/(rm|mv)\.png$'); [ -n "$left" ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || { diag "renditions of the old names left: $(tr '\n' ' ' <<<"$left")"; return 1; }
+    sleep 0.5
+  done
+  expect "renditions of c23/moved.png" 3 "$(aws_keys "$dst" | grep -c '/c23/moved\.png$')"
 }
 
 # The control area: status is read-only, retry write-only, nothing else can be made there, and
@@ -798,8 +959,12 @@ case_ "symlink, link, other xattrs: ENOTSUP; chmod accepted, chown only to the m
 case_ "cp -p keeps the mtime (object metadata and stat)" run_case t_mtime_kept
 case_ ".s3imgfs/status: JSON counts, totals and the last failure; read-only; not in the bucket" run_case t_status_file
 case_ "kill -9 with 60 closed files not uploaded (wrong key): all arrive after a remount" run_case t_kill9
+case_ "kill -9 during a copy of 300 photos: every cp that returned is in S3 intact with renditions, once" run_case t_kill9_copy
 case_ "sync_upload: cp returns with the object in S3; a refused upload is EIO, kept, retried" run_case t_sync_upload
 case_ "failed uploads (wrong key): s3imgfs status says why; touch and s3imgfs retry upload them" run_case t_retry
+case_ "kill -9 halfway through a multipart upload: the next mount reuses the parts in S3" run_case t_multipart_resume
+case_ "a multipart upload failing halfway is kept, finished by retry; aborted when the file is removed" run_case t_multipart_failed
+case_ "rm and mv of images being resized: the gateway goes on, renditions follow the names" run_case t_change_while_resizing
 case_ ".s3imgfs: nothing can be created, removed or renamed there; status --json has the queue" run_case t_control_area
 case_ "cache_max_mb: a full spool refuses writes with ENOSPC; what was written is uploaded later" run_case t_spool_full
 case_ "unmount while idle and remount (daemon mode): the listing is unchanged" run_case t_remount

@@ -739,9 +739,12 @@ static void resumable_upload_reuses_whole_parts(void **state)
     struct s3_part p;
     struct s3_body b1 = s3_body_fd(fd, 0, part), b3 = s3_body_fd(fd, (off_t)(2 * part), part);
     struct s3_body torn = s3_body_fd(fd, (off_t)part, mib);
-    assert_int_equal(s3_multipart_upload_part(fx.client, fx.bucket, "rs/a.bin", id, 1, &b1, &p, &err), 0);
-    assert_int_equal(s3_multipart_upload_part(fx.client, fx.bucket, "rs/a.bin", id, 2, &torn, &p, &err), 0);
-    assert_int_equal(s3_multipart_upload_part(fx.client, fx.bucket, "rs/a.bin", id, 3, &b3, &p, &err), 0);
+    assert_int_equal(
+        s3_multipart_upload_part(fx.client, fx.bucket, "rs/a.bin", id, 1, &b1, &p, &err), 0);
+    assert_int_equal(
+        s3_multipart_upload_part(fx.client, fx.bucket, "rs/a.bin", id, 2, &torn, &p, &err), 0);
+    assert_int_equal(
+        s3_multipart_upload_part(fx.client, fx.bucket, "rs/a.bin", id, 3, &b3, &p, &err), 0);
 
     uint64_t sent = 0;
     struct s3_body body = s3_body_fd(fd, 0, len);

@@ -84,6 +84,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->gateway.part_size_mb, 8);
     assert_int_equal(c->gateway.part_parallel, 8);
     assert_int_equal(c->gateway.read_ahead_kb, 8192);
+    assert_int_equal(c->gateway.upload_kbps, 0);
     assert_string_equal(conf_origin(c, "gateway", "temp_globs"), "default");
 
     /* conf_dump prints every [gateway] key, in the table's order, with its origin. */
@@ -111,6 +112,7 @@ static void test_defaults(void **state)
         "\nmultipart_threshold_mb = 16  ; default\n",
         "\npart_size_mb = 8  ; default\n",
         "\npart_parallel = 8  ; default\n",
+        "\nupload_kbps = 0  ; default\n",
         "\nread_ahead_kb = 8192  ; default\n\n[log]\n",
     };
     for (size_t i = 0; i < COUNT(lines); i++)
@@ -140,6 +142,7 @@ static void test_all_keys_set(void **state)
                                 "multipart_threshold_mb = 100\n"
                                 "part_size_mb = 100\n"
                                 "part_parallel = 32\n"
+                                "upload_kbps = 2048\n"
                                 "read_ahead_kb = 0\n");
     assert_string_equal(c->gateway.cache_dir, "/var/cache/s3imgfs-test");
     assert_int_equal(c->gateway.upload_workers, 3);
@@ -160,6 +163,7 @@ static void test_all_keys_set(void **state)
     assert_int_equal(c->gateway.part_size_mb, 100);
     assert_int_equal(c->gateway.part_parallel, 32);
     assert_int_equal(c->gateway.read_ahead_kb, 0);
+    assert_int_equal(c->gateway.upload_kbps, 2048);
     char want[600];
     snprintf(want, sizeof(want), "%s:3", path_of("config.ini"));
     assert_string_equal(conf_origin(c, "gateway", "upload_workers"), want);
@@ -204,6 +208,7 @@ static void test_integer_ranges(void **state)
         {"part_size_mb", 5, 5120, GW(part_size_mb), "multipart_threshold_mb = 5120\n"},
         {"part_parallel", 1, 32, GW(part_parallel), ""},
         {"read_ahead_kb", 0, 262144, GW(read_ahead_kb), ""},
+        {"upload_kbps", 0, 10485760, GW(upload_kbps), ""},
     };
     for (size_t i = 0; i < COUNT(keys); i++) {
         const struct uint_key *k = &keys[i];
@@ -344,7 +349,7 @@ static void test_unknown_key(void **state)
                      "upload_workers, resize_workers, temp_globs, temp_hold_seconds, junk_globs, "
                      "resized_dir, delete_renditions, attr_ttl, list_ttl, negative_ttl, "
                      "sync_upload, cache_max_mb, multipart_threshold_mb, part_size_mb, "
-                     "part_parallel, read_ahead_kb)");
+                     "part_parallel, upload_kbps, read_ahead_kb)");
     const char *ovr[] = {"gateway.Cache_dir=/x"};
     expect_error_opts(NULL, ovr, 1, "InvalidConfig",
                       "option -o gateway.Cache_dir: unknown key 'Cache_dir' in [gateway] (known "
