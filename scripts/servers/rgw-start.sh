@@ -229,6 +229,7 @@ env_update "$state" \
   "S3IMGFS_TEST_SECRET_KEY=$secret_key" \
   "S3IMGFS_TEST_OTHER_ACCESS_KEY=$other_access_key" \
   "S3IMGFS_TEST_OTHER_SECRET_KEY=$other_secret_key" \
-  "S3IMGFS_TEST_REGION=us-east-1"
+  "S3IMGFS_TEST_REGION=us-east-1" \
+  "S3IMGFS_TEST_RGW_STATE=$state"
 
 say "radosgw ready on http://127.0.0.1:$port in $(elapsed_since "$start_ts")s (env: $state/env.sh)"

@@ -1,5 +1,6 @@
-# Helpers of test_gateway.sh (sourced after harness.sh): mounting and unmounting s3imgfs, waiting
-# for a file's state, and the independent checks through the aws CLI and vipsheader.
+# Helpers of test_gateway.sh and test_durability.sh (sourced after harness.sh): mounting and
+# unmounting s3imgfs, waiting for a file's state or for the queue to drain, the independent checks
+# through the aws CLI and vipsheader, and the clean-up of buckets.
 # shellcheck shell=bash disable=SC2154
 #
 # The sourcing script sets: fs (the s3imgfs binary, absolute), conf (its INI file), mnt (the
@@ -369,5 +370,109 @@ fails_with() {
   fi
   grep -qF -- "$msg" "$tmp/cmd.err" && return 0
   diag "'$*' failed ($rc) but does not say '$msg': $(head -c 300 "$tmp/cmd.err")"
+  return 1
+}
+
+# ---- many files at once, the queue ------------------------------------------------------------
+
+# same_tree BUCKET PREFIX LOCALDIR NAME...: every NAME (a path under LOCALDIR) is the object
+# PREFIX/NAME, byte-identical: one `aws s3 cp --recursive` of the prefix, then md5 of both sides.
+# Says how many differ or are missing (the first 10 by name).
+same_tree() {
+  local b=$1 prefix=$2 dir=$3 got=$tmp/tree.$RANDOM bad=0 name
+  shift 3
+  mkdir -p "$got"
+  if ! awsc s3 cp --quiet --recursive "s3://$b/$prefix" "$got/" >"$tmp/aws-tree.err" 2>&1; then
+    diag "aws s3 cp --recursive s3://$b/$prefix failed: $(head -c 400 "$tmp/aws-tree.err")"
+    rm -rf "$got"
+    return 1
+  fi
+  for name in "$@"; do
+    if [ ! -f "$got/$name" ]; then
+      bad=$((bad + 1))
+      [ "$bad" -gt 10 ] || diag "s3://$b/$prefix$name is missing"
+    elif [ "$(md5 "$got/$name")" != "$(md5 "$dir/$name")" ]; then
+      bad=$((bad + 1))
+      [ "$bad" -gt 10 ] || diag "s3://$b/$prefix$name: md5 $(md5 "$got/$name") ($(stat -c %s "$got/$name") bytes), expected $(md5 "$dir/$name") ($(stat -c %s "$dir/$name") bytes)"
+    fi
+  done
+  rm -rf "$got"
+  [ "$bad" = 0 ] && return 0
+  diag "$bad of $# objects under s3://$b/$prefix missing or different"
+  return 1
+}
+
+# gw_status FIELD...: the values of fields of MOUNTPOINT/.s3imgfs/status (files.pending,
+# bytes_pending, retries, ...), on one line separated by spaces; fails if the file cannot be read.
+gw_status() {
+  "$PY" - "$mnt/.s3imgfs/status" "$@" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+out = []
+for field in sys.argv[2:]:
+    v = s
+    for part in field.split("."):
+        v = v[part]
+    out.append(str(v))
+print(" ".join(out))
+EOF
+}
+
+# drained IMAGES: nothing waits for an upload or a resize (files.pending, uploading, resizing and
+# bytes_pending are 0) and at least IMAGES files are done (images resized) or failed.
+drained() {
+  local p u r b d f
+  read -r p u r b d f < <(gw_status files.pending files.uploading files.resizing bytes_pending \
+    files.done files.failed) || return 1
+  [ "$p" = 0 ] && [ "$u" = 0 ] && [ "$r" = 0 ] && [ "$b" = 0 ] && [ $((d + f)) -ge "$1" ]
+}
+
+# wait_drained SECONDS IMAGES: polls `drained IMAGES` every 0.5 s; on a timeout says what the
+# status still shows.
+wait_drained() {
+  local deadline=$(($(now_ms) + $1 * 1000))
+  until drained "$2"; do
+    if [ "$(now_ms)" -gt "$deadline" ]; then
+      diag "the queue did not drain within $1 s: $(gw_status files bytes_pending retries 2>&1 | tr -d '\n')"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# free_port: a TCP port on 127.0.0.1 nothing listens on now.
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---- the end of a run ---------------------------------------------------------------------------
+
+# purge_bucket BUCKET: deletes every version and delete marker, then the bucket.
+purge_bucket() {
+  local b=$1
+  for _ in $(seq 20); do
+    awsc s3api list-object-versions --bucket "$b" --max-items 1000 --output json \
+      >"$tmp/purge.json" 2>/dev/null || return 0 # no such bucket
+    "$PY" - "$tmp/purge.json" "$tmp/purge-del.json" <<'EOF' || break
+import json, sys
+text = open(sys.argv[1]).read().strip()
+d = json.loads(text) if text else {}
+objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+        for o in (d.get("Versions") or []) + (d.get("DeleteMarkers") or [])]
+if not objs:
+    sys.exit(1)
+json.dump({"Objects": objs[:1000], "Quiet": True}, open(sys.argv[2], "w"))
+EOF
+    awsc s3api delete-objects --bucket "$b" --delete "file://$tmp/purge-del.json" >/dev/null 2>&1 || true
+  done
+  awsc s3api delete-bucket --bucket "$b" >/dev/null 2>&1 || true
+}
+
+# Under ASan/UBSan (the suite's second build) the gateway reports leaks and undefined behaviour
+# in its log when it exits: any report fails the run.
+no_sanitizer_report() {
+  ! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" && return 0
+  diag "sanitizer report in $log:"
+  grep -E -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" | head -40 | sed 's/^/#   | /'
   return 1
 }

@@ -23,3 +23,9 @@ finish() {
   echo "$passed passed, $failed failed"
   [ "$failed" = 0 ]
 }
+
+# skip_case DESCRIPTION REASON: a case that could not run here ("ok N - ... # SKIP reason").
+skip_case() {
+  n=$((n + 1))
+  echo "ok $n - $1 # SKIP $2"
+}

@@ -83,27 +83,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 # shellcheck source=tests/integration/gateway_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/gateway_lib.sh"
 
-# purge_bucket BUCKET: deletes every version and delete marker, then the bucket.
-purge_bucket() {
-  local b=$1
-  for _ in $(seq 20); do
-    awsc s3api list-object-versions --bucket "$b" --max-items 1000 --output json \
-      >"$tmp/purge.json" 2>/dev/null || return 0 # no such bucket
-    "$PY" - "$tmp/purge.json" "$tmp/purge-del.json" <<'EOF' || break
-import json, sys
-text = open(sys.argv[1]).read().strip()
-d = json.loads(text) if text else {}
-objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-        for o in (d.get("Versions") or []) + (d.get("DeleteMarkers") or [])]
-if not objs:
-    sys.exit(1)
-json.dump({"Objects": objs[:1000], "Quiet": True}, open(sys.argv[2], "w"))
-EOF
-    awsc s3api delete-objects --bucket "$b" --delete "file://$tmp/purge-del.json" >/dev/null 2>&1 || true
-  done
-  awsc s3api delete-bucket --bucket "$b" >/dev/null 2>&1 || true
-}
-
 cleanup() {
   set +e
   cd /
@@ -970,14 +949,6 @@ case_ "cache_max_mb: a full spool refuses writes with ENOSPC; what was written i
 case_ "unmount while idle and remount (daemon mode): the listing is unchanged" run_case t_remount
 
 unmount_fs || diag "the final unmount failed"
-# Under ASan/UBSan (the suite's second build) the gateway reports leaks and undefined behaviour
-# in its log when it exits: any report fails the run.
-no_sanitizer_report() {
-  ! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" && return 0
-  diag "sanitizer report in $log:"
-  grep -E -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" | head -40 | sed 's/^/#   | /'
-  return 1
-}
 case_ "no sanitizer report from the gateway (ASan/UBSan builds)" no_sanitizer_report
 if [ "$failed" != 0 ] && [ -s "$log" ]; then
   diag "last lines of the s3imgfs log ($log):"
