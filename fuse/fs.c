@@ -731,7 +731,7 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t offset
     ssize_t n = pwrite(gateway_file_fd(h->file), buf, size, offset);
     if (n < 0)
         return -errno;
-    gateway_file_touch(fs->gw, h->file);
+    gateway_file_wrote(fs->gw, h->file, (uint64_t)offset, (uint64_t)n);
     return (int)n;
 }
 
@@ -740,8 +740,10 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     struct fs *fs = fs_of_context();
     struct handle *h = fi ? handle_of(fi) : NULL;
     if (h && h->writer) {
-        gateway_file_touch(fs->gw, h->file);
-        return ftruncate(gateway_file_fd(h->file), size) == 0 ? 0 : -errno;
+        if (ftruncate(gateway_file_fd(h->file), size) != 0)
+            return -errno;
+        gateway_file_wrote(fs->gw, h->file, (uint64_t)size, 0);
+        return 0;
     }
     struct fs_path p;
     int rc = fs_path_parse(fs->cfg, path, &p);
@@ -752,7 +754,7 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     if (rc == 0 && (rc = gateway_open_write(fs->gw, p.key, size == 0, 0644, &f, &err)) == 0) {
         if (ftruncate(gateway_file_fd(f), size) != 0)
             rc = -errno;
-        gateway_file_touch(fs->gw, f);
+        gateway_file_wrote(fs->gw, f, (uint64_t)size, 0);
         gateway_file_put(fs->gw, f);
     }
     if (rc == 0)

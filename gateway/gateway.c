@@ -236,6 +236,7 @@ void gw_data_put(struct gateway *gw, struct gw_data *d)
         abort_upload_later(gw, d->upload_key, d->upload_id);
     free(d->upload_key);
     free(d->upload_id);
+    gw_stream_free(d->stream);
     close(d->fd);
     free(d);
 }
@@ -312,6 +313,7 @@ static void keep_finished(struct gateway *gw, struct gw_entry *e)
 void gw_finish(struct gateway *gw, struct gw_entry *e, enum gw_state final)
 {
     e->state = final;
+    e->mtime_set = false;
     gw->batch_done++;
     free(e->reason);
     e->reason = NULL;
@@ -418,6 +420,8 @@ struct gateway *gateway_new(const struct gateway_options *opts, struct s3_error 
     pthread_cond_init(&gw->tasks_cond, NULL);
     pthread_cond_init(&gw->hold_cond, NULL);
     pthread_cond_init(&gw->state_cond, NULL);
+    pthread_cond_init(&gw->parts_cond, NULL);
+    pthread_cond_init(&gw->stream_cond, NULL);
     gw_queue_init(&gw->flush_q);
     gw_queue_init(&gw->upload_q);
     gw_queue_init(&gw->resize_q);
@@ -497,6 +501,8 @@ void gateway_free(struct gateway *gw)
     pthread_cond_destroy(&gw->tasks_cond);
     pthread_cond_destroy(&gw->hold_cond);
     pthread_cond_destroy(&gw->state_cond);
+    pthread_cond_destroy(&gw->parts_cond);
+    pthread_cond_destroy(&gw->stream_cond);
     pthread_mutex_destroy(&gw->lock);
     free(gw);
 }
@@ -535,8 +541,11 @@ static int download_into(struct gateway *gw, const char *key, int fd, struct s3_
  * meanwhile still has it. With the lock held. */
 static int writable_data(struct gateway *gw, struct gw_entry *e, bool truncate)
 {
-    if (e->data && !e->data->committed && !e->data->committing)
+    if (e->data && !e->data->committed && !e->data->committing) {
+        if (truncate && e->data->stream)
+            gw_stream_wrote(gw, e, e->data, 0, 0); /* its parts sent are no longer its bytes */
         return truncate && ftruncate(e->data->fd, 0) != 0 ? -errno : 0;
+    }
     int rc = 0;
     struct gw_data *d = data_new(gw, &rc);
     if (!d)
@@ -628,10 +637,25 @@ int gateway_file_fd(const struct gw_file *f)
     return f->data->fd;
 }
 
-void gateway_file_touch(struct gateway *gw, struct gw_file *f)
+static enum gw_state state_after_close(struct gateway *gw, const char *key);
+
+/* Parts of this version may go up before its close: the version is the entry's, still being
+ * written, and its key is uploaded as it is. With the lock held. */
+static bool may_stream(struct gateway *gw, const struct gw_entry *e, const struct gw_data *d)
+{
+    return e->data == d && !d->committed && !d->committing && !e->unlinked &&
+           state_after_close(gw, e->key) == GW_PENDING;
+}
+
+void gateway_file_wrote(struct gateway *gw, struct gw_file *f, uint64_t offset, uint64_t len)
 {
     pthread_mutex_lock(&gw->lock);
-    clock_gettime(CLOCK_REALTIME, &f->entry->mtime);
+    struct gw_entry *e = f->entry;
+    clock_gettime(CLOCK_REALTIME, &e->mtime);
+    bool big = f->data->stream || offset + len >= (uint64_t)gw->cfg->gateway.multipart_threshold_mb
+                                                      << 20;
+    if (big && may_stream(gw, e, f->data))
+        gw_stream_wrote(gw, e, f->data, offset, len ? offset + len : 0);
     pthread_mutex_unlock(&gw->lock);
 }
 
@@ -857,6 +881,7 @@ bool gateway_set_mtime(struct gateway *gw, const char *key, const struct timespe
     bool found = e && e->data;
     if (found) {
         e->mtime = *mtime;
+        e->mtime_set = true;
         gw_record(gw, e);
     }
     pthread_mutex_unlock(&gw->lock);
@@ -1059,10 +1084,11 @@ bool gateway_spool_full(struct gateway *gw)
 static bool retry_one(struct gateway *gw, struct gw_entry *e)
 {
     bool failed = e->state == GW_FAILED && e->data;
-    bool waiting = e->state == GW_PENDING && e->retry_at;
+    bool waiting = (e->state == GW_PENDING || e->state == GW_UPLOADED) && e->retry_at;
     if (!(failed || waiting) || e->busy || e->unlinked)
         return false;
-    e->state = GW_PENDING;
+    if (failed)
+        e->state = GW_PENDING;
     e->retry_at = 0;
     e->attempts = 0;
     free(e->reason);
@@ -1070,7 +1096,7 @@ static bool retry_one(struct gateway *gw, struct gw_entry *e)
     if (failed)
         gw_record(gw, e);
     e->refs++;
-    gw_queue_push(&gw->upload_q, e);
+    gw_queue_push(e->state == GW_UPLOADED ? &gw->resize_q : &gw->upload_q, e);
     return true;
 }
 

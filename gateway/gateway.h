@@ -87,8 +87,10 @@ struct gw_file *gateway_open_read(struct gateway *gw, const char *key);
 /* The spool file's descriptor: pread, pwrite, ftruncate and fstat it directly. */
 int gateway_file_fd(const struct gw_file *f);
 
-/* The caller changed the data through the descriptor. */
-void gateway_file_touch(struct gateway *gw, struct gw_file *f);
+/* The caller changed the data through the descriptor: wrote [offset, offset + len), or
+ * truncated it to `offset` (len 0). Sets the mtime; the parts of a big file written in order
+ * start going up before its close (stream.c). */
+void gateway_file_wrote(struct gateway *gw, struct gw_file *f, uint64_t offset, uint64_t len);
 
 /* Makes the data durable in the spool (fsync) without uploading it. Returns 0 or -errno. */
 int gateway_file_sync(struct gw_file *f);

@@ -21,6 +21,7 @@ struct gw_data {
      * restart; aborted when the data goes): its key, id and part size. NULL when none. */
     char *upload_key, *upload_id;
     uint64_t part_size;
+    struct gw_stream *stream; /* parts sent while it is written (stream.c); NULL: none */
 };
 
 /* Everything the gateway knows about one key. Guarded by gateway.lock. */
@@ -41,6 +42,7 @@ struct gw_entry {
     time_t retry_at;   /* GW_PENDING after a transient failure: not before this */
     unsigned attempts; /* failed attempts of the current version */
     uint64_t sent;     /* GW_UPLOADING: bytes sent so far (atomic; see s3_body.progress) */
+    bool mtime_set;    /* utimens gave the mtime (not the last write's): it must be uploaded */
     char *reason;      /* GW_FAILED */
     char *format;      /* sniffed image format ("jpeg"), NULL for other files */
     char *renditions;  /* the keys the last resize wrote, one per line */
@@ -98,6 +100,9 @@ struct gateway {
     struct gw_queue upload_q; /* durable, to be uploaded */
     struct gw_queue resize_q; /* uploaded images */
     struct gw_task *tasks, *tasks_tail;
+    struct gw_part_task *parts, *parts_tail; /* parts of files being written (stream.c) */
+    pthread_cond_t parts_cond;               /* a part was queued */
+    pthread_cond_t stream_cond;              /* a stream's part or upload was done */
     pthread_cond_t tasks_cond;
     pthread_cond_t hold_cond;  /* wakes the hold timer */
     pthread_cond_t state_cond; /* an upload ended (for gateway_file_upload_now) */
@@ -166,15 +171,41 @@ struct gw_job {
     uint64_t size;      /* bytes uploaded (set by gw_upload) */
     char *renditions;   /* the keys written, one per line (set by gw_make_renditions) */
     uint64_t *progress; /* bytes sent, for the status file (the entry's `sent`) */
+    bool mtime_set;     /* the entry's */
 };
 int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,
               bool *transient);
+/* A failure a later attempt may not have (5xx, throttling, no connection). */
+bool gw_is_transient(const struct s3_error *err);
+/* The Content-Type of a spool file from its first bytes (else its name); *format gets the image
+ * format (malloc'd) or NULL. */
+const char *gw_sniff(int fd, const char *key, char **format);
+
+/* stream.c: parts of big files sent while they are written */
+struct gw_stream;
+struct gw_part_task;
+/* d (of e, not committed, to be uploaded under its name) was written in [offset, end) or
+ * truncated to offset (end 0): a write behind the parts sent makes the stream stale; complete
+ * parts are queued. With the lock held. */
+void gw_stream_wrote(struct gateway *gw, const struct gw_entry *e, struct gw_data *d,
+                     uint64_t offset, uint64_t end);
+/* Before the upload job of d: waits for the parts in flight, then keeps d's multipart upload
+ * when the stream can be completed (returns how many parts it sent) or aborts it (0). Frees
+ * the stream. With the lock held (released while waiting). */
+int gw_stream_settle(struct gateway *gw, struct gw_data *d, const struct gw_job *job);
+void gw_stream_free(struct gw_stream *s);
+void *gw_stream_main(void *gw);
+/* After the threads stopped: drops the parts still queued. */
+void gw_stream_drop_tasks(struct gateway *gw);
 
 /* Aborts a multipart upload of the source bucket (the task thread), logging the outcome. */
 void gw_abort_upload(struct gateway *gw, const char *key, const char *upload_id);
 
 /* renditions.c */
-int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len);
+/* Makes and puts every rendition. Returns 0, or -1 with the reason and *transient (a put failed
+ * in a way a later attempt may not: the job is worth repeating). */
+int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,
+                       bool *transient);
 void gw_run_task(struct gateway *gw, const struct gw_task *task);
 size_t gw_rendition_candidates(struct gateway *gw, const char *key, const char *format,
                                char ***out);

@@ -72,6 +72,7 @@ struct put_ctx {
     size_t made;
     char *keys; /* one per line */
     size_t keys_len;
+    bool transient; /* a put failed for a reason that may pass */
 };
 
 static int append_key(struct put_ctx *p, const char *key)
@@ -108,9 +109,10 @@ static int put_rendition(void *ctx, const struct rendition *r)
     struct s3_body body = s3_body_mem(r->data, r->len);
     struct s3_error err = {0};
     int rc = s3_put_object(p->gw->s3, cfg->s3.destination_bucket, key, &body, &put, NULL, &err);
-    if (rc != 0)
+    if (rc != 0) {
         snprintf(p->reason, p->reason_len, "rendition %s: %s", r->size->name, err.message);
-    else {
+        p->transient = gw_is_transient(&err);
+    } else {
         p->made++;
         append_key(p, key);
         log_debug("rendition %s: %dx%d %s, %zu bytes", key, r->width, r->height, r->format, r->len);
@@ -162,8 +164,10 @@ static bool renditions_current(struct gateway *gw, struct gw_job *job)
     return current;
 }
 
-int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len)
+int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,
+                       bool *transient)
 {
+    *transient = false;
     const struct config *cfg = gw->cfg;
     fill_etag(gw, job);
     if (renditions_current(gw, job)) {
@@ -177,7 +181,7 @@ int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, siz
         .max_file_bytes = (uint64_t)cfg->resize.max_file_mb << 20,
         .background = cfg->resize.background,
     };
-    struct put_ctx p = {gw, job, reason, reason_len, 0, NULL, 0};
+    struct put_ctx p = {gw, job, reason, reason_len, 0, NULL, 0, false};
     struct resize_error rerr = {{0}};
     struct resize_source_info info = {0};
     struct timespec t0, t1;
@@ -196,6 +200,7 @@ int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, siz
         return 0;
     if (!reason[0] || strcmp(rerr.reason, "stopped by the caller") != 0)
         snprintf(reason, reason_len, "%s", rerr.reason);
+    *transient = p.transient;
     return -1;
 }
 

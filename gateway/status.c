@@ -66,14 +66,14 @@ char *gateway_status_json(struct gateway *gw)
     json_int_t batch_done = (json_int_t)gw->batch_done, requeued = (json_int_t)gw->requeued;
     json_int_t rate = (json_int_t)gw_upload_rate(gw);
     pthread_mutex_unlock(&gw->lock);
-    json_t *root =
-        json_pack("{s:o?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o?, s:o?}", "files",
-                  states, "bytes_pending", (json_int_t)st.bytes_pending, "local_only",
-                  (json_int_t)st.count[GW_LOCAL_ONLY], "uploads_done", (json_int_t)st.uploads_done,
-                  "bytes_uploaded", (json_int_t)st.bytes_uploaded, "upload_rate", rate,
-                  "renditions_done", (json_int_t)st.renditions_done, "retries",
-                  (json_int_t)st.retries, "requeued", requeued, "batch_done", batch_done, "started",
-                  (json_int_t)started, "in_flight", in_flight, "last_failures", failures);
+    json_t *root = json_pack(
+        "{s:o?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o?, s:o?}", "files",
+        states, "bytes_pending", (json_int_t)st.bytes_pending, "local_only",
+        (json_int_t)st.count[GW_LOCAL_ONLY], "uploads_done", (json_int_t)st.uploads_done,
+        "bytes_uploaded", (json_int_t)st.bytes_uploaded, "upload_rate", rate, "renditions_done",
+        (json_int_t)st.renditions_done, "retries", (json_int_t)st.retries, "request_retries",
+        (json_int_t)s3client_retries(gw->s3), "requeued", requeued, "batch_done", batch_done,
+        "started", (json_int_t)started, "in_flight", in_flight, "last_failures", failures);
     char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (!text)

@@ -31,8 +31,7 @@ static const char *mime_by_extension(const char *key)
     return "application/octet-stream";
 }
 
-/* The format and content type from the first bytes. */
-static const char *sniff(int fd, const char *key, char **format)
+const char *gw_sniff(int fd, const char *key, char **format)
 {
     unsigned char head[4096];
     ssize_t n = pread(fd, head, sizeof(head), 0);
@@ -44,7 +43,7 @@ static const char *sniff(int fd, const char *key, char **format)
     return mime ? mime : mime_by_extension(key);
 }
 
-static bool is_transient(const struct s3_error *err)
+bool gw_is_transient(const struct s3_error *err)
 {
     if (err->retryable || err->http_status >= 500 || err->http_status == 429)
         return true;
@@ -118,7 +117,7 @@ int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reaso
     }
     free(job->format);
     job->format = NULL;
-    const char *mime = sniff(job->data->fd, job->key, &job->format);
+    const char *mime = gw_sniff(job->data->fd, job->key, &job->format);
     char mtime[48], mode[16];
     snprintf(mtime, sizeof(mtime), "%lld.%09ld", (long long)job->mtime.tv_sec, job->mtime.tv_nsec);
     snprintf(mode, sizeof(mode), "%o", (unsigned)job->mode);
@@ -138,16 +137,19 @@ int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reaso
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct resume_ctx rctx = {gw, job};
     struct s3_resume resume = {.on_created = upload_created, .ctx = &rctx};
+    pthread_mutex_lock(&gw->lock);
+    int streamed = gw_stream_settle(gw, job->data, job); /* parts sent while it was written */
+    pthread_mutex_unlock(&gw->lock);
     resume_from(gw, job, &resume);
     int rc = s3_upload_resumable(gw->s3, cfg->s3.source_bucket, job->key, &body, &put, &resume,
                                  &result, &err);
     resume_after(gw, job, &resume);
-    if (resume.parts_reused)
+    if (resume.parts_reused && !streamed)
         log_info("%s: resumed a multipart upload, %u parts were already in S3", job->key,
                  resume.parts_reused);
     if (rc != 0) {
         snprintf(reason, reason_len, "%s", err.message);
-        *transient = is_transient(&err);
+        *transient = gw_is_transient(&err);
         return -1;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -156,7 +158,13 @@ int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reaso
     pthread_mutex_lock(&gw->lock);
     gw->stats.bytes_uploaded += (uint64_t)st.st_size;
     pthread_mutex_unlock(&gw->lock);
-    log_info("uploaded %s (%" PRIu64 " bytes, %s) in %.0f ms", job->key, (uint64_t)st.st_size, mime,
-             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    if (streamed)
+        log_info("uploaded %s (%" PRIu64 " bytes, %s) in %.0f ms after close; %u parts went up "
+                 "while it was written",
+                 job->key, (uint64_t)st.st_size, mime, ms, resume.parts_reused);
+    else
+        log_info("uploaded %s (%" PRIu64 " bytes, %s) in %.0f ms", job->key, (uint64_t)st.st_size,
+                 mime, ms);
     return 0;
 }

@@ -192,13 +192,15 @@ static void *timer_main(void *arg)
         for (size_t i = 0; i < gw->table_size; i++)
             for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
                 bool held_out = e->state == GW_HELD && e->hold_until <= now;
-                bool retry = e->state == GW_PENDING && e->retry_at && e->retry_at <= now;
+                bool retry = (e->state == GW_PENDING || e->state == GW_UPLOADED) && e->retry_at &&
+                             e->retry_at <= now;
                 if (!(held_out || retry) || e->busy)
                     continue;
-                e->state = GW_PENDING;
+                if (held_out)
+                    e->state = GW_PENDING;
                 e->retry_at = 0;
                 e->refs++;
-                gw_queue_push(&gw->upload_q, e);
+                gw_queue_push(e->state == GW_UPLOADED ? &gw->resize_q : &gw->upload_q, e);
             }
         pthread_mutex_unlock(&gw->lock); /* appends go on meanwhile (under the gateway lock) */
         int rc = spool_compact(gw->spool, false);
@@ -223,6 +225,7 @@ static void job_take(struct gw_entry *e, struct gw_job *job)
         .key = strdup(e->key), .data = e->data, .seq = e->seq, .mode = e->mode, .mtime = e->mtime};
     job->format = e->format ? strdup(e->format) : NULL;
     job->progress = &e->sent;
+    job->mtime_set = e->mtime_set;
     e->sent = 0;
     e->data->refs++;
     e->busy = true;
@@ -269,16 +272,18 @@ static bool wants_resize(struct gateway *gw, const struct gw_job *job)
            gw_is_image_format(job->format);
 }
 
-static void retry_later(struct gateway *gw, struct gw_entry *e, const char *reason)
+/* A transient failure of the upload (e->state GW_PENDING) or of the renditions (GW_UPLOADED):
+ * the timer queues it again after a backoff. */
+static void retry_later(struct gateway *gw, struct gw_entry *e, const char *what,
+                        const char *reason)
 {
     e->attempts++;
     unsigned shift = e->attempts < 6 ? e->attempts : 6;
     e->retry_at = time(NULL) + (time_t)(1u << shift); /* 2 s .. 64 s */
-    e->state = GW_PENDING;
     gw->stats.retries++;
     free(e->reason);
     e->reason = strdup(reason);
-    log_warn("%s: upload failed (%s); retrying in %u s", e->key, reason, 1u << shift);
+    log_warn("%s: %s failed (%s); retrying in %u s", e->key, what, reason, 1u << shift);
 }
 
 static void upload_one(struct gateway *gw, struct gw_entry *e)
@@ -311,7 +316,8 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
             pthread_mutex_lock(&gw->lock);
         }
     } else if (rc != 0 && transient) {
-        retry_later(gw, e, reason);
+        e->state = GW_PENDING;
+        retry_later(gw, e, "upload", reason);
     } else if (rc != 0) {
         gw_set_failed(gw, e, "%s", reason);
         log_error("%s: upload failed: %s (the file is kept in the spool)", e->key, reason);
@@ -338,7 +344,8 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
 
 static void resize_one(struct gateway *gw, struct gw_entry *e)
 {
-    if (e->state != GW_UPLOADED || e->busy || !e->data || e->unlinked)
+    if (e->state != GW_UPLOADED || e->busy || !e->data || e->unlinked ||
+        (e->retry_at && e->retry_at > time(NULL)))
         return;
     struct gw_job job;
     e->state = GW_RESIZING;
@@ -346,13 +353,17 @@ static void resize_one(struct gateway *gw, struct gw_entry *e)
     pthread_mutex_unlock(&gw->lock);
 
     char reason[512] = "";
-    int rc = gw_make_renditions(gw, &job, reason, sizeof(reason));
+    bool transient = false;
+    int rc = gw_make_renditions(gw, &job, reason, sizeof(reason), &transient);
     pthread_mutex_lock(&gw->lock);
     e->busy = false;
     bool delete_old = false;
     if (overtaken(gw, e, &job, &delete_old)) {
         if (delete_old) /* the lock is held: a plain gw_task_push would deadlock */
             gw_task_push_locked(gw, GW_TASK_DELETE_RENDITIONS, job.key, NULL);
+    } else if (rc != 0 && transient) {
+        e->state = GW_UPLOADED; /* the timer queues it again */
+        retry_later(gw, e, "renditions", reason);
     } else if (rc != 0) {
         gw_set_failed(gw, e, "%s", reason);
         log_error("%s: %s", e->key, reason);
@@ -462,7 +473,8 @@ int gw_workers_start(struct gateway *gw, struct s3_error *err)
     const struct config *cfg = gw->cfg;
     size_t uploads = cfg->gateway.upload_workers;
     size_t resizes = cfg->resize.mode == CONF_RESIZE_LOCAL ? cfg->gateway.resize_workers : 0;
-    size_t total = 3 + uploads + resizes;
+    size_t streams = cfg->gateway.part_parallel;
+    size_t total = 3 + uploads + resizes + streams;
     gw->threads = calloc(total, sizeof(*gw->threads));
     if (!gw->threads) {
         s3_error_set(err, 0, "OutOfMemory", false, "out of memory");
@@ -470,7 +482,10 @@ int gw_workers_start(struct gateway *gw, struct s3_error *err)
     }
     void *(*mains[])(void *) = {flusher_main, timer_main, task_main};
     for (size_t i = 0; i < total; i++) {
-        void *(*fn)(void *) = i < 3 ? mains[i] : i < 3 + uploads ? upload_main : resize_main;
+        void *(*fn)(void *) = i < 3                       ? mains[i]
+                              : i < 3 + uploads           ? upload_main
+                              : i < 3 + uploads + resizes ? resize_main
+                                                          : gw_stream_main;
         int rc = pthread_create(&gw->threads[i], NULL, fn, gw);
         if (rc != 0) {
             s3_error_set(err, 0, "LocalIOError", false, "cannot start a worker thread: %s",
@@ -493,9 +508,14 @@ void gw_workers_stop(struct gateway *gw)
     pthread_cond_broadcast(&gw->tasks_cond);
     pthread_cond_broadcast(&gw->hold_cond);
     pthread_cond_broadcast(&gw->state_cond);
+    pthread_cond_broadcast(&gw->parts_cond);
+    pthread_cond_broadcast(&gw->stream_cond);
     pthread_mutex_unlock(&gw->lock);
     for (size_t i = 0; i < gw->thread_count; i++)
         pthread_join(gw->threads[i], NULL);
+    pthread_mutex_lock(&gw->lock);
+    gw_stream_drop_tasks(gw);
+    pthread_mutex_unlock(&gw->lock);
     free(gw->threads);
     gw->threads = NULL;
     gw->thread_count = 0;

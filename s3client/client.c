@@ -279,3 +279,8 @@ int s3_info_from_headers(const struct aws_response *resp, struct s3_object_info 
     }
     return 0;
 }
+
+uint64_t s3client_retries(const struct s3client *client)
+{
+    return __atomic_load_n(&client->retries, __ATOMIC_RELAXED);
+}

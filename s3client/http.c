@@ -546,6 +546,7 @@ int http_perform(struct s3client *c, const struct http_request *req, struct aws_
             return 0;
         if (!retry || n + 1 >= c->max_attempts)
             return -1;
+        __atomic_add_fetch(&c->retries, 1, __ATOMIC_RELAXED);
         response_reset(resp);
         backoff_sleep(c, n);
     }

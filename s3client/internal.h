@@ -18,6 +18,7 @@ struct s3client {
     bool path_style;
     bool content_md5;
     uint64_t max_send_speed;
+    uint64_t retries; /* requests sent again after a transient failure (atomic) */
     char *ca_file;
     aws_credentials_fn credentials;
     void *credentials_ctx;

@@ -164,6 +164,10 @@ struct s3client;
 struct s3client *s3client_new(const struct s3client_options *opts, struct s3_error *err);
 void s3client_free(struct s3client *client);
 
+/* Requests this client sent again after a transient failure (5xx, throttling, a dropped
+ * connection), since it was made. */
+uint64_t s3client_retries(const struct s3client *client);
+
 /* Region the client signs for. */
 const char *s3client_region(const struct s3client *client);
 
