@@ -716,8 +716,10 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t offset
         return control_write(h->control, buf, size, offset);
     if (!h->writer)
         return -EBADF;
-    if (gateway_spool_full(fs->gw))
+    if (gateway_spool_full(fs->gw)) {
+        gateway_file_write_failed(fs->gw, h->file, ENOSPC);
         return -ENOSPC; /* [gateway] cache_max_mb: refused rather than blocked (semantics.md) */
+    }
     if (h->uploaded_at_flush) { /* written again through a duplicate after a close() */
         struct gw_file *again = NULL;
         struct s3_error err = {0};
@@ -729,8 +731,11 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t offset
         h->uploaded_at_flush = false;
     }
     ssize_t n = pwrite(gateway_file_fd(h->file), buf, size, offset);
-    if (n < 0)
-        return -errno;
+    if (n < 0) {
+        int err = errno;
+        gateway_file_write_failed(fs->gw, h->file, err);
+        return -err;
+    }
     gateway_file_wrote(fs->gw, h->file, (uint64_t)offset, (uint64_t)n);
     return (int)n;
 }

@@ -745,6 +745,37 @@ static int close_version(struct gateway *gw, struct gw_entry *e, struct gw_data 
     return rc;
 }
 
+void gateway_file_write_failed(struct gateway *gw, struct gw_file *f, int err)
+{
+    pthread_mutex_lock(&gw->lock);
+    if (!f->data->write_error)
+        f->data->write_error = err;
+    pthread_mutex_unlock(&gw->lock);
+}
+
+/* The last writer of a version whose write failed: the version goes, the file keeps what it
+ * had before (the committed version kept as base, re-queued; else what S3 has). With the lock
+ * held. */
+static void drop_failed_version(struct gateway *gw, struct gw_entry *e)
+{
+    const char *why = strerror(e->data->write_error);
+    log_error("%s: a write failed (%s): this version is not uploaded; the file keeps its "
+              "previous content (write it again)",
+              e->key, why);
+    data_drop(gw, e->data);
+    gw_entry_set_data(gw, e, NULL);
+    if (e->base) { /* the version before this writer: it goes (on) up */
+        gw_entry_set_data(gw, e, e->base);
+        e->base = NULL;
+        e->state = GW_PENDING;
+        e->refs++;
+        gw_queue_push(&gw->upload_q, e);
+        return;
+    }
+    gw_finish(gw, e, GW_FAILED); /* kept a while for its status, like finished files */
+    gw_set_failed(gw, e, "a write failed (%s): this version was not uploaded", why);
+}
+
 int gateway_file_put(struct gateway *gw, struct gw_file *f)
 {
     if (!f)
@@ -753,7 +784,11 @@ int gateway_file_put(struct gateway *gw, struct gw_file *f)
     uint64_t seq;
     pthread_mutex_lock(&gw->lock);
     struct gw_entry *e = f->entry;
-    if (f->writer && --e->writers == 0 && !f->closed_early && !e->unlinked && e->data == f->data)
+    bool last =
+        f->writer && --e->writers == 0 && !f->closed_early && !e->unlinked && e->data == f->data;
+    if (last && f->data->write_error)
+        drop_failed_version(gw, e);
+    else if (last)
         rc = close_version(gw, e, f->data, &seq);
     gw_data_put(gw, f->data);
     gw_entry_release(gw, e);

@@ -92,6 +92,11 @@ int gateway_file_fd(const struct gw_file *f);
  * start going up before its close (stream.c). */
 void gateway_file_wrote(struct gateway *gw, struct gw_file *f, uint64_t offset, uint64_t len);
 
+/* A write through f failed (err: errno): this version is incomplete and is not uploaded; at its
+ * close the file keeps its previous content (the one before this writer, or S3's) and says
+ * `failed: <reason>`. */
+void gateway_file_write_failed(struct gateway *gw, struct gw_file *f, int err);
+
 /* Makes the data durable in the spool (fsync) without uploading it. Returns 0 or -errno. */
 int gateway_file_sync(struct gw_file *f);
 

@@ -22,6 +22,7 @@ struct gw_data {
     char *upload_key, *upload_id;
     uint64_t part_size;
     struct gw_stream *stream; /* parts sent while it is written (stream.c); NULL: none */
+    int write_error;          /* errno of a write that failed: the version is not uploaded */
 };
 
 /* Everything the gateway knows about one key. Guarded by gateway.lock. */

@@ -555,6 +555,13 @@ t_full() {
   data1=$(spool_data)
   diag "after the drain: big.bin in the mount: $(stat -c %s "$mnt/full/big.bin" 2>&1) bytes;" \
     "in S3: $(aws_objects "$src" full/big.bin | cut -f2 | tr '\n' ' ') bytes; tmpfs used $used1 KiB, spool data files $data1"
+  # a version whose write failed is not uploaded (it would replace a good object with a cut one)
+  [ -z "$(aws_objects "$src" full/big.bin)" ] || why="${why:+$why; }the cut big.bin was uploaded"
+  "$PY" -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+sys.exit(not any(f["key"] == "full/big.bin" and f["reason"].startswith("a write failed")
+                 for f in s["last_failures"]))' "$mnt/.s3imgfs/status" ||
+    why="${why:+$why; }the status file's last_failures do not list full/big.bin's failed write"
   [ "$data1" -le "$data0" ] || why="${why:+$why; }$data1 spool data files remain after the failed dd (before: $data0)"
   [ "$used1" -le $((used0 + 1024)) ] || why="${why:+$why; }the tmpfs holds $used1 KiB after the failed dd (before: $used0)"
   rm -f "$mnt/full/big.bin" 2>/dev/null || true
