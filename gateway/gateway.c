@@ -398,6 +398,7 @@ static void recover_record(void *ctx, struct spool_record *rec, int fd)
         e->hold_until = time(NULL) + (time_t)gw->cfg->gateway.temp_hold_seconds;
         break;
     default: /* pending, uploading, failed: try again */
+        e->maybe_sent = rec->state == GW_UPLOADING;
         e->state = GW_PENDING;
         break;
     }

@@ -44,6 +44,7 @@ struct gw_entry {
     unsigned attempts; /* failed attempts of the current version */
     uint64_t sent;     /* GW_UPLOADING: bytes sent so far (atomic; see s3_body.progress) */
     bool mtime_set;    /* utimens gave the mtime (not the last write's): it must be uploaded */
+    bool maybe_sent;   /* was being uploaded when the gateway stopped: S3 may have it already */
     char *reason;      /* GW_FAILED */
     char *format;      /* sniffed image format ("jpeg"), NULL for other files */
     char *renditions;  /* the keys the last resize wrote, one per line */
@@ -173,6 +174,7 @@ struct gw_job {
     char *renditions;   /* the keys written, one per line (set by gw_make_renditions) */
     uint64_t *progress; /* bytes sent, for the status file (the entry's `sent`) */
     bool mtime_set;     /* the entry's */
+    bool maybe_sent;    /* the entry's: check S3 before sending */
 };
 int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,
               bool *transient);

@@ -106,6 +106,23 @@ void gw_abort_upload(struct gateway *gw, const char *key, const char *upload_id)
                  key, upload_id, err.message);
 }
 
+/* A file that was being uploaded when the gateway stopped: when S3 has exactly its bytes (the
+ * PUT completed, the journal did not learn of it), it is not sent again. */
+static bool already_sent(struct gateway *gw, struct gw_job *job, const struct s3_body *body)
+{
+    struct s3_object_info info = {0};
+    struct s3_error err = {0};
+    bool same =
+        s3_object_has_content(gw->s3, gw->cfg->s3.source_bucket, job->key, body, &info, &err) == 1;
+    if (same) {
+        snprintf(job->etag, sizeof(job->etag), "%s", info.etag);
+        job->size = body->length;
+        log_info("%s: already in S3 (sent before the gateway stopped): not sent again", job->key);
+    }
+    s3_object_info_clear(&info);
+    return same;
+}
+
 int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,
               bool *transient)
 {
@@ -131,6 +148,8 @@ int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reaso
     };
     struct s3_body body = s3_body_fd(job->data->fd, 0, (uint64_t)st.st_size);
     body.progress = job->progress;
+    if (job->maybe_sent && already_sent(gw, job, &body))
+        return 0;
     struct s3_put_result result = {0};
     struct s3_error err = {0};
     struct timespec t0, t1;

@@ -226,6 +226,8 @@ static void job_take(struct gw_entry *e, struct gw_job *job)
     job->format = e->format ? strdup(e->format) : NULL;
     job->progress = &e->sent;
     job->mtime_set = e->mtime_set;
+    job->maybe_sent = e->maybe_sent;
+    e->maybe_sent = false;
     e->sent = 0;
     e->data->refs++;
     e->busy = true;

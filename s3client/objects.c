@@ -2,9 +2,11 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static void put_result_from(const struct aws_response *resp, struct s3_put_result *result)
@@ -491,4 +493,24 @@ char *s3_presign_get(struct s3client *c, const char *bucket, const char *key,
     s3_target_clear(&t);
     explicit_bzero(&creds, sizeof(creds));
     return url;
+}
+
+int s3_object_has_content(struct s3client *c, const char *bucket, const char *key,
+                          const struct s3_body *body, struct s3_object_info *info,
+                          struct s3_error *err)
+{
+    if (s3_head_object(c, bucket, key, info, err) != 0)
+        return err && strcmp(err->code, "NoSuchKey") == 0 ? 0 : -1;
+    if (info->size != body->length || strlen(info->etag) != 32)
+        return 0; /* another size, or "<md5>-<parts>" of a multipart upload */
+    char sha[65], md5_b64[25];
+    if (s3_body_digests(body, sha, md5_b64, err) != 0)
+        return -1;
+    unsigned char md5[18];
+    if (EVP_DecodeBlock(md5, (const unsigned char *)md5_b64, 24) != 18)
+        return 0;
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md5[i]);
+    return strcasecmp(hex, info->etag) == 0;
 }

@@ -839,6 +839,61 @@ t_change_while_resizing() {
   expect "renditions of c23/moved.png" 3 "$(aws_keys "$dst" | grep -c '/c23/moved\.png$')"
 }
 
+# Big files written in order go up while they are written: at close most parts are in S3
+# already (the log says how many), the object is byte-identical and nothing is left open. A
+# write behind the parts sent drops the streamed upload (the file goes up at close, intact);
+# a file never closed (kill -9 while writing) leaves no upload behind after the next mount.
+t_stream_write() {
+  mkdir -p "$mnt/c25" && head -c $((100 * 1024 * 1024)) /dev/urandom >"$tmp/s100.bin" || return 1
+  dd if="$tmp/s100.bin" of="$mnt/c25/seq.bin" bs=1M status=none || return 1
+  wait_status "$mnt/c25/seq.bin" uploaded || return 1
+  local sent
+  sent=$(grep -o 'uploaded c25/seq.bin .*; [0-9]* parts went up while it was written' "$log" | grep -o '[0-9]* parts' | cut -d' ' -f1)
+  [ "${sent:-0}" -ge 1 ] || { diag "no part of c25/seq.bin went up before its close"; return 1; }
+  diag "c25/seq.bin (100 MiB): $sent of 13 parts went up while it was written"
+  same_object "$src" c25/seq.bin "$tmp/s100.bin" || return 1
+  # 60 MiB in order, then 5,000 bytes into part 1 (long sent), then the rest
+  "$PY" - "$tmp/s100.bin" "$mnt/c25/rewrite.bin" "$tmp/rewrite.expected" <<'PYEOF' || return 1
+import os, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+step, mid = 1 << 20, 60 << 20
+for off in range(0, mid, step):
+    os.pwrite(fd, data[off:off + step], off)
+os.pwrite(fd, b"X" * 5000, (3 << 20) + 17)
+data[(3 << 20) + 17:(3 << 20) + 5017] = b"X" * 5000
+for off in range(mid, len(data), step):
+    os.pwrite(fd, data[off:off + step], off)
+os.close(fd)
+open(sys.argv[3], "wb").write(data)
+PYEOF
+  wait_status "$mnt/c25/rewrite.bin" uploaded && same_object "$src" c25/rewrite.bin "$tmp/rewrite.expected" || return 1
+  ! grep -q 'uploaded c25/rewrite.bin .*went up while it was written' "$log" ||
+    { diag "the streamed parts of c25/rewrite.bin were kept although part 1 was written again"; return 1; }
+  # never closed: 40 MiB written, then kill -9 with the file open
+  "$PY" -c 'import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, os.urandom(40 << 20)); time.sleep(30)' "$mnt/c25/open.bin" 2>/dev/null &
+  local writer=$!
+  local deadline=$(($(now_ms) + gw_timeout * 1000))
+  until [ "$(open_uploads c25/)" = c25/open.bin ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || { diag "no multipart upload of c25/open.bin while it is written"; kill "$writer"; return 1; }
+    sleep 0.2
+  done
+  kill -9 "$fs_pid" && wait "$fs_pid" 2>/dev/null
+  fs_pid=""
+  kill "$writer" 2>/dev/null; wait "$writer" 2>/dev/null
+  fusermount3 -uz "$mnt" 2>/dev/null
+  mount_fs || return 1
+  deadline=$(($(now_ms) + 20000))
+  until [ -z "$(open_uploads c25/)" ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || { diag "the upload of the never-closed c25/open.bin is still open 20 s after the remount"; return 1; }
+    sleep 0.5
+  done
+  lacks_key "$src" c25/open.bin || return 1
+  expect "multipart uploads left under c25/" "" "$(open_uploads c25/)"
+}
+
 # The control area: status is read-only, retry write-only, nothing else can be made there, and
 # nothing of it reaches the bucket.
 t_control_area() {
@@ -946,6 +1001,7 @@ case_ "failed uploads (wrong key): s3imgfs status says why; touch and s3imgfs re
 case_ "kill -9 halfway through a multipart upload: the next mount reuses the parts in S3" run_case t_multipart_resume
 case_ "a multipart upload failing halfway is kept, finished by retry; aborted when the file is removed" run_case t_multipart_failed
 case_ "rm and mv of images being resized: the gateway goes on, renditions follow the names" run_case t_change_while_resizing
+case_ "big files written in order go up while written; a rewrite behind drops them; kill -9 leaves no upload" run_case t_stream_write
 case_ ".s3imgfs: nothing can be created, removed or renamed there; status --json has the queue" run_case t_control_area
 case_ "cache_max_mb: a full spool refuses writes with ENOSPC; what was written is uploaded later" run_case t_spool_full
 case_ "unmount while idle and remount (daemon mode): the listing is unchanged" run_case t_remount

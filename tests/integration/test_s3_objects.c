@@ -767,6 +767,36 @@ static void resumable_upload_reuses_whole_parts(void **state)
     close(fd);
 }
 
+/* s3_object_has_content: the same bytes (a single PUT) say yes; other bytes of the same size,
+ * a missing key and a multipart object (its ETag is no MD5) say no. */
+static void object_has_content(void **state)
+{
+    (void)state;
+    char a[4096], b[4096];
+    fixture_random_bytes(a, sizeof(a), 41);
+    memcpy(b, a, sizeof(b));
+    b[100] ^= 1;
+    put_mem("hc/one", a, sizeof(a));
+    struct s3_body same = s3_body_mem(a, sizeof(a)), other = s3_body_mem(b, sizeof(b));
+    struct s3_object_info info = {0};
+    struct s3_error err;
+    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/one", &same, &info, &err), 1);
+    s3_object_info_clear(&info);
+    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/one", &other, &info, &err), 0);
+    s3_object_info_clear(&info);
+    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/none", &same, &info, &err), 0);
+    s3_object_info_clear(&info);
+    const size_t len = 17u << 20;
+    char *data;
+    int fd = temp_file(len, 42, &data);
+    struct s3_body big = s3_body_fd(fd, 0, len);
+    assert_int_equal(s3_upload(fx.client, fx.bucket, "hc/multi", &big, NULL, NULL, &err), 0);
+    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/multi", &big, &info, &err), 0);
+    s3_object_info_clear(&info);
+    free(data);
+    close(fd);
+}
+
 /* An upload the server no longer has (aborted, expired by a lifecycle rule): a new one. */
 static void resumable_upload_restarts_when_gone(void **state)
 {
@@ -1183,6 +1213,7 @@ int main(void)
         cmocka_unit_test(list_2500_keys_with_delimiter),
         cmocka_unit_test(delete_objects_in_batches),
         cmocka_unit_test(multipart_30mb_parallel),
+        cmocka_unit_test(object_has_content),
         cmocka_unit_test(resumable_upload_reuses_whole_parts),
         cmocka_unit_test(resumable_upload_restarts_when_gone),
         cmocka_unit_test(multipart_steps_list_abort_and_errors),
