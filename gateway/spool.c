@@ -262,6 +262,8 @@ uint64_t spool_disk_reserve(struct spool *sp)
 /* Replay                                                                                       */
 
 struct orphan {
+    uint64_t id; /* of the version (unattached uploads) */
+    uint64_t part_size;
     char *key, *upload_id;
     struct orphan *next;
 };
@@ -272,14 +274,32 @@ struct live {
     size_t *index; /* open addressing: id -> position in recs + 1 (0 = empty) */
     size_t index_cap;
     struct orphan *orphans; /* multipart uploads of data that is gone */
+    /* Uploads of versions with no "C" line (yet): a file being written whose parts go up
+     * early (stream.c). Attached at its "C" line; orphans at a replay at open. */
+    struct orphan *unattached;
 };
+
+static struct orphan **find_unattached(struct live *l, uint64_t id)
+{
+    struct orphan **p = &l->unattached;
+    while (*p && (*p)->id != id)
+        p = &(*p)->next;
+    return p;
+}
+
+static void orphan_free(struct orphan *o)
+{
+    free(o->key);
+    free(o->upload_id);
+    free(o);
+}
 
 /* The record's multipart upload becomes an orphan (its data is gone or uses another one). */
 static void orphan_upload(struct live *l, struct spool_record *r)
 {
     struct orphan *o = r->upload_id ? malloc(sizeof(*o)) : NULL;
     if (o) {
-        *o = (struct orphan){r->upload_key, r->upload_id, l->orphans};
+        *o = (struct orphan){.key = r->upload_key, .upload_id = r->upload_id, .next = l->orphans};
         l->orphans = o;
     } else {
         free(r->upload_key);
@@ -325,6 +345,34 @@ static struct spool_record *find_live(struct live *l, uint64_t id)
     return pos && l->recs[pos - 1].key ? &l->recs[pos - 1] : NULL;
 }
 
+/* An "M" line of a version not committed (yet): kept aside until its "C" line. */
+static void unattached_upload(struct live *l, uint64_t id, uint64_t part_size, const char *key,
+                              const char *upload)
+{
+    struct orphan **p = find_unattached(l, id), *old = *p;
+    if (old) { /* replaced, or cleared: the old one is done with */
+        *p = old->next;
+        if (strcmp(upload, "-") == 0 || strcmp(old->upload_id, upload) == 0) {
+            orphan_free(old);
+        } else {
+            old->next = l->orphans;
+            l->orphans = old;
+        }
+    }
+    if (strcmp(upload, "-") == 0)
+        return;
+    struct orphan *o = calloc(1, sizeof(*o));
+    if (!o)
+        return;
+    *o = (struct orphan){id, part_size, aws_uri_decode(key, strlen(key), false, NULL),
+                         aws_uri_decode(upload, strlen(upload), false, NULL), l->unattached};
+    if (!o->key || !o->upload_id) {
+        orphan_free(o);
+        return;
+    }
+    l->unattached = o;
+}
+
 /* "M id part_size key upload_id" (or "M id 0 - -": none any more). */
 static void replay_upload(struct live *l, const char *line)
 {
@@ -332,9 +380,11 @@ static void replay_upload(struct live *l, const char *line)
     char key[4096], upload[2048];
     if (sscanf(line, "M %" SCNu64 " %" SCNu64 " %4095s %2047s", &id, &part_size, key, upload) != 4)
         return;
-    struct spool_record none = {0}, *r = find_live(l, id);
-    if (!r)
-        r = &none;                  /* data already gone: whatever upload this names is an orphan */
+    struct spool_record *r = find_live(l, id);
+    if (!r) {
+        unattached_upload(l, id, part_size, key, upload);
+        return;
+    }
     if (strcmp(upload, "-") == 0) { /* completed (or given up by the client): nothing to abort */
         free(r->upload_key);
         free(r->upload_id);
@@ -345,8 +395,21 @@ static void replay_upload(struct live *l, const char *line)
     r->upload_key = aws_uri_decode(key, strlen(key), false, NULL);
     r->upload_id = aws_uri_decode(upload, strlen(upload), false, NULL);
     r->part_size = part_size;
-    if (!r->upload_key || !r->upload_id || r == &none)
+    if (!r->upload_key || !r->upload_id)
         orphan_upload(l, r);
+}
+
+/* A new record takes the upload its version started before its close. */
+static void attach_upload(struct live *l, struct spool_record *r)
+{
+    struct orphan **p = find_unattached(l, r->id), *o = *p;
+    if (!o)
+        return;
+    *p = o->next;
+    r->upload_key = o->key;
+    r->upload_id = o->upload_id;
+    r->part_size = o->part_size;
+    free(o);
 }
 
 /* One line without its '\n'; ignored unless whole and intact. */
@@ -363,8 +426,14 @@ static void replay_line(struct live *l, char *line)
     long nsec;
     if (sscanf(line, "D %" SCNu64, &id) == 1) {
         struct spool_record *r = find_live(l, id);
-        if (r)
+        struct orphan **u = find_unattached(l, id), *o = *u;
+        if (r) {
             record_clear(l, r);
+        } else if (o) { /* a version dropped before its close */
+            *u = o->next;
+            o->next = l->orphans;
+            l->orphans = o;
+        }
         return;
     }
     if (line[0] == 'M') {
@@ -411,6 +480,7 @@ static void replay_line(struct live *l, char *line)
     }
     l->recs[l->count++] = rec;
     *slot = l->count;
+    attach_upload(l, &l->recs[l->count - 1]);
 }
 
 static int read_journal(struct spool *sp, struct live *l)
@@ -447,6 +517,11 @@ static int write_live(int fd, const struct live *l)
             rc = line ? write_line(fd, line) : -ENOMEM;
             free(line);
         }
+    }
+    for (const struct orphan *o = l->unattached; o && rc == 0; o = o->next) {
+        char *line = upload_line(o->id, o->key, o->upload_id, o->part_size);
+        rc = line ? write_line(fd, line) : -ENOMEM;
+        free(line);
     }
     return rc;
 }
@@ -486,13 +561,13 @@ static void live_free(struct live *l)
     }
     free(l->recs);
     free(l->index);
-    while (l->orphans) {
-        struct orphan *o = l->orphans;
-        l->orphans = o->next;
-        free(o->key);
-        free(o->upload_id);
-        free(o);
-    }
+    struct orphan *lists[] = {l->orphans, l->unattached};
+    for (size_t i = 0; i < 2; i++)
+        while (lists[i]) {
+            struct orphan *o = lists[i];
+            lists[i] = o->next;
+            orphan_free(o);
+        }
 }
 
 int spool_compact(struct spool *sp, bool force)
@@ -566,6 +641,12 @@ int spool_scan(struct spool *sp, spool_record_fn fn, spool_orphan_fn orphan_fn, 
             continue;
         }
         fn(ctx, r, fd);
+    }
+    while (l.unattached) { /* their files were never closed: no writer survives a restart */
+        struct orphan *o = l.unattached;
+        l.unattached = o->next;
+        o->next = l.orphans;
+        l.orphans = o;
     }
     rc = rewrite_journal(sp, &l);
     for (struct orphan *o = l.orphans; o; o = o->next)

@@ -198,6 +198,36 @@ static void multipart_uploads_are_resumed_forgotten_or_orphaned(void **state)
     }
 }
 
+/* A file whose parts went up while it was written: its "M" line comes before its "C" line. It
+ * is resumed once committed; never committed, its upload is an orphan at the next open, but a
+ * compaction meanwhile keeps it (the writer may still close it). */
+static void uploads_started_before_the_commit(void **state)
+{
+    (void)state;
+    struct found f;
+    struct spool *sp = open_scanned(&f);
+    uint64_t a, b;
+    int fd = spool_create(sp, &a);
+    close(fd);
+    fd = spool_create(sp, &b);
+    close(fd);
+    assert_int_equal(spool_write_upload(sp, a, "early/a.bin", "u-a", 8u << 20), 0);
+    assert_int_equal(spool_write_upload(sp, b, "early/b.bin", "u-b", 8u << 20), 0);
+    struct spool_record rec = {.id = a, .seq = 1, .key = "early/a.bin", .state = GW_PENDING};
+    assert_int_equal(spool_write_record(sp, &rec), 0);
+    assert_int_equal(spool_compact(sp, true), 0);
+    spool_close(sp);
+
+    sp = open_scanned(&f);
+    assert_int_equal(f.count, 1);
+    assert_string_equal(f.recs[0].key, "early/a.bin");
+    assert_string_equal(f.recs[0].upload_id, "u-a");
+    assert_int_equal(f.orphan_count, 1);
+    assert_string_equal(f.orphans[0], "early/b.bin u-b");
+    found_clear(&f);
+    spool_close(sp);
+}
+
 static off_t journal_size(void)
 {
     char path[128];
@@ -268,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(records_and_removals_survive_a_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(multipart_uploads_are_resumed_forgotten_or_orphaned, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(uploads_started_before_the_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(compaction_keeps_live_records_and_appends_go_on, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_torn_last_line_is_ignored, setup, teardown),
