@@ -642,7 +642,7 @@ static enum gw_state state_after_close(struct gateway *gw, const char *key);
 
 /* Parts of this version may go up before its close: the version is the entry's, still being
  * written, and its key is uploaded as it is. With the lock held. */
-static bool may_stream(struct gateway *gw, const struct gw_entry *e, const struct gw_data *d)
+bool gw_may_stream(struct gateway *gw, const struct gw_entry *e, const struct gw_data *d)
 {
     return e->data == d && !d->committed && !d->committing && !e->unlinked &&
            state_after_close(gw, e->key) == GW_PENDING;
@@ -653,9 +653,7 @@ void gateway_file_wrote(struct gateway *gw, struct gw_file *f, uint64_t offset, 
     pthread_mutex_lock(&gw->lock);
     struct gw_entry *e = f->entry;
     clock_gettime(CLOCK_REALTIME, &e->mtime);
-    bool big = f->data->stream || offset + len >= (uint64_t)gw->cfg->gateway.multipart_threshold_mb
-                                                      << 20;
-    if (big && may_stream(gw, e, f->data))
+    if (e->data == f->data && !f->data->committed && !f->data->committing)
         gw_stream_wrote(gw, e, f->data, offset, len ? offset + len : 0);
     pthread_mutex_unlock(&gw->lock);
 }

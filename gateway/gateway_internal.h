@@ -184,6 +184,9 @@ bool gw_is_transient(const struct s3_error *err);
  * format (malloc'd) or NULL. */
 const char *gw_sniff(int fd, const char *key, char **format);
 
+/* gateway.c: may parts of d (e's data) go up before its close? With the lock held. */
+bool gw_may_stream(struct gateway *gw, const struct gw_entry *e, const struct gw_data *d);
+
 /* stream.c: parts of big files sent while they are written */
 struct gw_stream;
 struct gw_part_task;

@@ -18,7 +18,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define AHEAD_MAX 8 /* ranges written ahead of the in-order prefix that are remembered */
+
 struct gw_stream {
+    /* [0, done_end) is written: writes may arrive out of order (several FUSE threads), so a
+     * part goes up only once everything before its end was written. Ranges written beyond it
+     * wait in `ahead` until the gap is filled. */
+    uint64_t done_end;
+    uint64_t ahead_start[AHEAD_MAX], ahead_end[AHEAD_MAX];
+    unsigned ahead_count;
+    int eligible; /* 0 not known yet, 1 streamed, -1 not (a temporary name, ...) */
     uint64_t part_size;
     int queued;        /* parts 1..queued are queued, being sent or sent */
     unsigned inflight; /* of those, queued or being sent now */
@@ -40,24 +49,16 @@ void gw_stream_free(struct gw_stream *s)
     free(s);
 }
 
-/* Queues the parts of d that are complete now, up to part_parallel at a time. With the lock. */
-static void queue_parts(struct gateway *gw, const char *key, struct gw_data *d, mode_t mode)
+/* Queues the parts of d written in full, up to part_parallel at a time. With the lock. */
+static void queue_parts(struct gateway *gw, const char *key, struct gw_data *d)
 {
     const struct config *cfg = gw->cfg;
     struct gw_stream *s = d->stream;
-    struct stat st;
-    if ((s && (s->stale || s->broken)) || fstat(d->fd, &st) != 0 ||
-        (uint64_t)st.st_size < (uint64_t)cfg->gateway.multipart_threshold_mb << 20)
+    if (s->stale || s->broken || s->eligible < 0 ||
+        s->done_end < (uint64_t)cfg->gateway.multipart_threshold_mb << 20)
         return;
-    if (!s) {
-        if (!(s = calloc(1, sizeof(*s))))
-            return;
-        s->part_size = (uint64_t)cfg->gateway.part_size_mb << 20;
-        s->mode = mode;
-        d->stream = s;
-    }
     while (s->inflight < cfg->gateway.part_parallel &&
-           (uint64_t)(s->queued + 1) * s->part_size <= (uint64_t)st.st_size) {
+           (uint64_t)(s->queued + 1) * s->part_size <= s->done_end) {
         struct gw_part_task *t = calloc(1, sizeof(*t));
         if (!t || !(t->key = strdup(key))) {
             free(t);
@@ -76,20 +77,85 @@ static void queue_parts(struct gateway *gw, const char *key, struct gw_data *d, 
     }
 }
 
+/* Extends the in-order prefix by [offset, end), or remembers the range for later. */
+static void note_written(struct gw_stream *s, uint64_t offset, uint64_t end)
+{
+    if (offset > s->done_end) {
+        for (unsigned i = 0; i < s->ahead_count; i++)
+            if (offset <= s->ahead_end[i] && end >= s->ahead_start[i]) { /* overlaps: merged */
+                s->ahead_start[i] = offset < s->ahead_start[i] ? offset : s->ahead_start[i];
+                s->ahead_end[i] = end > s->ahead_end[i] ? end : s->ahead_end[i];
+                return;
+            }
+        if (s->ahead_count < AHEAD_MAX) { /* else forgotten: the prefix stops there (safe) */
+            s->ahead_start[s->ahead_count] = offset;
+            s->ahead_end[s->ahead_count++] = end;
+        }
+        return;
+    }
+    if (end > s->done_end)
+        s->done_end = end;
+    for (unsigned i = 0; i < s->ahead_count;) {
+        if (s->ahead_start[i] > s->done_end) {
+            i++;
+            continue;
+        }
+        if (s->ahead_end[i] > s->done_end)
+            s->done_end = s->ahead_end[i];
+        s->ahead_start[i] = s->ahead_start[--s->ahead_count];
+        s->ahead_end[i] = s->ahead_end[s->ahead_count];
+        i = 0; /* the prefix grew: earlier ranges may join now */
+    }
+}
+
+/* Truncated to `size`: nothing beyond it counts as written. */
+static void note_truncated(struct gw_stream *s, uint64_t size)
+{
+    if (s->done_end > size)
+        s->done_end = size;
+    for (unsigned i = 0; i < s->ahead_count;) {
+        if (s->ahead_start[i] >= size) {
+            s->ahead_start[i] = s->ahead_start[--s->ahead_count];
+            s->ahead_end[i] = s->ahead_end[s->ahead_count];
+            continue;
+        }
+        if (s->ahead_end[i] > size)
+            s->ahead_end[i] = size;
+        i++;
+    }
+}
+
 void gw_stream_wrote(struct gateway *gw, const struct gw_entry *e, struct gw_data *d,
                      uint64_t offset, uint64_t end)
 {
     struct gw_stream *s = d->stream;
-    if (s && offset < (uint64_t)s->queued * s->part_size) {
-        if (!s->stale)
-            log_debug("%s: written again where parts were sent: uploaded at close instead", e->key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof(*s))))
+            return;
+        s->part_size = (uint64_t)gw->cfg->gateway.part_size_mb << 20;
+        d->stream = s;
+    }
+    if (s->stale)
+        return;
+    if (offset < (uint64_t)s->queued * s->part_size) {
+        log_debug("%s: written again at %llu, where parts were sent: uploaded at close instead",
+                  e->key, (unsigned long long)offset);
         s->stale = true;
         return;
     }
-    uint64_t next_end = s ? (uint64_t)(s->queued + 1) * s->part_size
-                          : (uint64_t)gw->cfg->gateway.multipart_threshold_mb << 20;
-    if (end >= next_end)
-        queue_parts(gw, e->key, d, e->mode);
+    if (end == 0) {
+        note_truncated(s, offset);
+        return;
+    }
+    note_written(s, offset, end);
+    if (s->done_end < (uint64_t)(s->queued + 1) * s->part_size ||
+        s->done_end < (uint64_t)gw->cfg->gateway.multipart_threshold_mb << 20)
+        return;
+    if (s->eligible == 0) { /* decided once per version, when it first could stream */
+        s->eligible = gw_may_stream(gw, e, d) ? 1 : -1;
+        s->mode = e->mode;
+    }
+    queue_parts(gw, e->key, d);
 }
 
 /* Creates the multipart upload of a stream (content type from the first bytes; no mtime: it
@@ -154,7 +220,7 @@ static void send_part(struct gateway *gw, struct gw_part_task *t)
     }
     s->inflight--;
     if (!d->committed && !d->committing && !d->obsolete)
-        queue_parts(gw, t->key, d, s->mode);
+        queue_parts(gw, t->key, d);
     pthread_cond_broadcast(&gw->stream_cond);
 }
 
@@ -202,8 +268,8 @@ int gw_stream_settle(struct gateway *gw, struct gw_data *d, const struct gw_job 
         pthread_cond_wait(&gw->stream_cond, &gw->lock);
     if (s->inflight > 0 || s->creating)
         return 0; /* stopping: the stream stays for gw_data_put */
-    bool usable = !s->stale && !s->broken && !job->mtime_set && job->mode == s->mode &&
-                  d->upload_id && strcmp(d->upload_key, job->key) == 0;
+    bool usable = s->queued > 0 && !s->stale && !s->broken && !job->mtime_set &&
+                  job->mode == s->mode && d->upload_id && strcmp(d->upload_key, job->key) == 0;
     if (!usable && d->upload_id && d->upload_key) {
         gw_task_push_locked(gw, GW_TASK_ABORT_UPLOAD, d->upload_key, d->upload_id);
         gw_data_set_upload(gw, d, d->upload_key, NULL, 0);

@@ -281,11 +281,13 @@ static void retry_later(struct gateway *gw, struct gw_entry *e, const char *what
 {
     e->attempts++;
     unsigned shift = e->attempts < 6 ? e->attempts : 6;
-    e->retry_at = time(NULL) + (time_t)(1u << shift); /* 2 s .. 64 s */
+    /* 2 s .. 64 s, the upper half at random: files that failed together spread out */
+    unsigned wait = (1u << shift) / 2 + (unsigned)random() % ((1u << shift) / 2 + 1);
+    e->retry_at = time(NULL) + (time_t)wait;
     gw->stats.retries++;
     free(e->reason);
     e->reason = strdup(reason);
-    log_warn("%s: %s failed (%s); retrying in %u s", e->key, what, reason, 1u << shift);
+    log_warn("%s: %s failed (%s); retrying in %u s", e->key, what, reason, wait);
 }
 
 static void upload_one(struct gateway *gw, struct gw_entry *e)

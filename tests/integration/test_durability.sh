@@ -316,14 +316,14 @@ cp said: $(sort "$tmp/cp-outage.err" | uniq -c | sort -rn | head -3 | tr -s ' ' 
   if wait_drained 180 "$n_img"; then
     drained_ms=$(($(now_ms) - t_up))
   fi
-  stats=$(gw_status uploads_done bytes_uploaded retries files.failed 2>&1) || true
+  stats=$(gw_status uploads_done bytes_uploaded retries request_retries files.failed 2>&1) || true
   diag "files copied: ${#copied[@]} ($(bytes_of "$data/outage" "${copied[@]}") bytes, $n_img JPEGs)" \
     "time to drain after radosgw came back: $( [ "$drained_ms" -ge 0 ] && echo "$((drained_ms / 1000)).$((drained_ms % 1000 / 100)) s" || echo 'did not drain in 180 s')" \
-    "status after the drain (uploads_done bytes_uploaded retries files.failed): $stats"
+    "status after the drain (uploads_done bytes_uploaded retries request_retries files.failed): $stats"
   local why=""
   [ "$drained_ms" -ge 0 ] || why="the queue did not drain within 180 s after radosgw came back"
-  if [ "$(cut -d' ' -f4 <<<"$stats")" != 0 ]; then
-    why="${why:+$why; }files.failed is $(cut -d' ' -f4 <<<"$stats") after the drain (expected 0): $(gw_status last_failures 2>&1 | tr -d '\n' | head -c 400)"
+  if [ "$(cut -d' ' -f5 <<<"$stats")" != 0 ]; then
+    why="${why:+$why; }files.failed is $(cut -d' ' -f5 <<<"$stats") after the drain (expected 0): $(gw_status last_failures 2>&1 | tr -d '\n' | head -c 400)"
   fi
   fact[o_drain]=${why:-ok}
   outage_copied=("${copied[@]}")
@@ -384,13 +384,13 @@ cp said: $(sort "$tmp/cp-faults.err" | uniq -c | sort -rn | head -3 | tr -s ' ' 
   n_img=$(jpegs_of "${copied[@]}" | count_lines)
   wait_drained 240 "$n_img" || fact[f_data]="the queue did not drain within 240 s"
   t2=$(now_ms)
-  stats=$(gw_status uploads_done bytes_uploaded retries files.failed 2>&1) || true
+  stats=$(gw_status uploads_done bytes_uploaded retries request_retries files.failed 2>&1) || true
   faults=$(curl -s -m 5 "http://127.0.0.1:$port/.faultproxy/stats" || echo '(no answer)')
   diag "files copied: ${#copied[@]} ($(bytes_of "$data/faults" "${copied[@]}") bytes, $n_img JPEGs) in $(((t1 - t0) / 1000)) s; all uploaded and resized $(((t2 - t1) / 1000)) s later" \
-    "status (uploads_done bytes_uploaded retries files.failed): $stats" \
+    "status (uploads_done bytes_uploaded retries request_retries files.failed): $stats" \
     "haproxy's injected faults: $faults"
-  if [ "$(cut -d' ' -f4 <<<"$stats")" != 0 ]; then
-    fact[f_data]="${fact[f_data]:+${fact[f_data]}; }files.failed is $(cut -d' ' -f4 <<<"$stats") (expected 0): $(gw_status last_failures 2>&1 | tr -d '\n' | head -c 400)"
+  if [ "$(cut -d' ' -f5 <<<"$stats")" != 0 ]; then
+    fact[f_data]="${fact[f_data]:+${fact[f_data]}; }files.failed is $(cut -d' ' -f5 <<<"$stats") (expected 0): $(gw_status last_failures 2>&1 | tr -d '\n' | head -c 400)"
   fi
   fact[f_data]=${fact[f_data]:-ok}
   fault_copied=("${copied[@]}")
