@@ -25,72 +25,14 @@
 # "N passed, M failed"; exit 1 on a failure.
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-  echo "usage: $0 PATH/TO/s3imgfs (an executable)" >&2
-  exit 2
-fi
-
-# skip REASON: exit 77, or 1 when the servers and FUSE are required.
-skip() {
-  if [ "${S3IMGFS_REQUIRE_SERVERS:-0}" = 1 ]; then
-    echo "$1, but S3IMGFS_REQUIRE_SERVERS=1: failing" >&2
-    exit 1
-  fi
-  echo "$1: skipping" >&2
-  exit 77
-}
-[ -n "${S3IMGFS_TEST_ENDPOINT:-}" ] ||
-  skip "S3IMGFS_TEST_ENDPOINT is not set (start radosgw with scripts/servers/rgw-start.sh and source its env.sh)"
-[ -c /dev/fuse ] || skip "/dev/fuse does not exist (no FUSE in this kernel or container)"
-{ [ -r /dev/fuse ] && [ -w /dev/fuse ]; } || skip "/dev/fuse is not readable and writable by $(id -un)"
-command -v fusermount3 >/dev/null 2>&1 || skip "fusermount3 is missing (Debian package fuse3)"
-
-AWS=/usr/bin/aws # Debian's awscli; another aws may come first on PATH
-PY=/usr/bin/python3
-for tool in "$AWS" "$PY" vips vipsheader getfattr findmnt cmp dd md5sum curl; do
-  command -v "$tool" >/dev/null 2>&1 || {
-    echo "$tool is missing: run scripts/install-deps.sh (awscli, attr, libvips-tools, curl)" >&2
-    exit 1
-  }
-done
-
-fs=$(readlink -f "$1")
+test_name=dur
+needed_tools=(vips vipsheader getfattr findmnt cmp dd md5sum curl)
+# shellcheck source=tests/integration/gateway_setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/gateway_setup.sh"
 servers=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts/servers" && pwd)
-endpoint=$S3IMGFS_TEST_ENDPOINT
-access_key=${S3IMGFS_TEST_ACCESS_KEY:?S3IMGFS_TEST_ACCESS_KEY is not set}
-secret_key=${S3IMGFS_TEST_SECRET_KEY:?S3IMGFS_TEST_SECRET_KEY is not set}
-region=${S3IMGFS_TEST_REGION:-us-east-1}
 rgw_state=${S3IMGFS_TEST_RGW_STATE:-}
-gw_timeout=${S3IMGFS_GWTEST_TIMEOUT:-60}
 outage_s=${S3IMGFS_DURTEST_OUTAGE:-60}
-export LC_ALL=C.UTF-8 VIPS_WARNING=0
-
-tmp=$(mktemp -d /tmp/s3imgfs-dur-test.XXXXXX)
-suffix="$$-$RANDOM"
-src=s3imgfs-dur-src-$suffix
-dst=s3imgfs-dur-dst-$suffix
-mnt=$tmp/mnt
-log=$tmp/s3imgfs.log
-conf=$tmp/config.ini
-: >"$log"
 t_start=$(date +%s)
-
-# Nothing from the user's own AWS or s3imgfs setup may leak in (as in test_gateway.sh).
-for v in $(compgen -e | grep '^AWS_' || true); do unset "$v"; done
-unset XDG_CONFIG_HOME
-export HOME=$tmp/home
-mkdir -p "$HOME"
-export AWS_CONFIG_FILE=$tmp/aws-config AWS_SHARED_CREDENTIALS_FILE=$tmp/aws-credentials
-export AWS_EC2_METADATA_DISABLED=true AWS_PAGER=
-printf '[default]\nregion = %s\ns3 =\n  addressing_style = path\n' "$region" >"$AWS_CONFIG_FILE"
-printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$access_key" "$secret_key" \
-  >"$AWS_SHARED_CREDENTIALS_FILE"
-chmod 600 "$AWS_SHARED_CREDENTIALS_FILE"
-
-# shellcheck source=tests/integration/harness.sh
-source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
-# shellcheck source=tests/integration/gateway_lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/gateway_lib.sh"
 
 rgw_down=0    # radosgw stopped by this test and not started again yet
 proxy_state="" # STATE_DIR of a fault proxy this test started

@@ -18,70 +18,10 @@
 # Prints "ok N - ..." / "not ok N - ..." per case and "N passed, M failed"; exit 1 on a failure.
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -x "$1" ]; then
-  echo "usage: $0 PATH/TO/s3imgfs (an executable)" >&2
-  exit 2
-fi
-
-# skip REASON: exit 77, or 1 when the servers and FUSE are required.
-skip() {
-  if [ "${S3IMGFS_REQUIRE_SERVERS:-0}" = 1 ]; then
-    echo "$1, but S3IMGFS_REQUIRE_SERVERS=1: failing" >&2
-    exit 1
-  fi
-  echo "$1: skipping" >&2
-  exit 77
-}
-[ -n "${S3IMGFS_TEST_ENDPOINT:-}" ] ||
-  skip "S3IMGFS_TEST_ENDPOINT is not set (start radosgw with scripts/servers/rgw-start.sh and source its env.sh)"
-[ -c /dev/fuse ] || skip "/dev/fuse does not exist (no FUSE in this kernel or container)"
-{ [ -r /dev/fuse ] && [ -w /dev/fuse ]; } || skip "/dev/fuse is not readable and writable by $(id -un)"
-command -v fusermount3 >/dev/null 2>&1 || skip "fusermount3 is missing (Debian package fuse3)"
-
-AWS=/usr/bin/aws # Debian's awscli; another aws may come first on PATH
-PY=/usr/bin/python3
-for tool in "$AWS" "$PY" vips vipsheader getfattr rsync findmnt cmp truncate dd md5sum; do
-  command -v "$tool" >/dev/null 2>&1 || {
-    echo "$tool is missing: run scripts/install-deps.sh (awscli, attr, rsync, libvips-tools)" >&2
-    exit 1
-  }
-done
-
-fs=$(readlink -f "$1")
-endpoint=$S3IMGFS_TEST_ENDPOINT
-access_key=${S3IMGFS_TEST_ACCESS_KEY:?S3IMGFS_TEST_ACCESS_KEY is not set}
-secret_key=${S3IMGFS_TEST_SECRET_KEY:?S3IMGFS_TEST_SECRET_KEY is not set}
-region=${S3IMGFS_TEST_REGION:-us-east-1}
-gw_timeout=${S3IMGFS_GWTEST_TIMEOUT:-60}
-export LC_ALL=C.UTF-8 VIPS_WARNING=0
-
-tmp=$(mktemp -d /tmp/s3imgfs-gw-test.XXXXXX)
-suffix="$$-$RANDOM"
-src=s3imgfs-gw-src-$suffix
-dst=s3imgfs-gw-dst-$suffix
-mnt=$tmp/mnt
-log=$tmp/s3imgfs.log
-conf=$tmp/config.ini
-: >"$log"
-
-# Nothing from the user's own AWS or s3imgfs setup may leak in: a private HOME, no AWS_*
-# variables, an aws CLI config of our own (path-style addressing for radosgw). The keys reach the
-# aws CLI through its credentials file and s3imgfs through its config file only.
-for v in $(compgen -e | grep '^AWS_' || true); do unset "$v"; done
-unset XDG_CONFIG_HOME
-export HOME=$tmp/home
-mkdir -p "$HOME"
-export AWS_CONFIG_FILE=$tmp/aws-config AWS_SHARED_CREDENTIALS_FILE=$tmp/aws-credentials
-export AWS_EC2_METADATA_DISABLED=true AWS_PAGER=
-printf '[default]\nregion = %s\ns3 =\n  addressing_style = path\n' "$region" >"$AWS_CONFIG_FILE"
-printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$access_key" "$secret_key" \
-  >"$AWS_SHARED_CREDENTIALS_FILE"
-chmod 600 "$AWS_SHARED_CREDENTIALS_FILE"
-
-# shellcheck source=tests/integration/harness.sh
-source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
-# shellcheck source=tests/integration/gateway_lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/gateway_lib.sh"
+test_name=gw
+needed_tools=(vips vipsheader getfattr rsync findmnt cmp truncate dd md5sum)
+# shellcheck source=tests/integration/gateway_setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/gateway_setup.sh"
 
 cleanup() {
   set +e
@@ -747,6 +687,7 @@ open_uploads() {
 }
 
 # Uploads slowed to 4 MiB/s in 5 MiB parts, one at a time: a 30 MiB file takes ~8 s.
+# shellcheck disable=SC2054 # one -o value: its options are comma-separated
 slow_multipart=(-o gateway.upload_kbps=4096,gateway.part_size_mb=5,gateway.multipart_threshold_mb=5,gateway.part_parallel=1)
 
 # kill -9 in the middle of a multipart upload: the next mount continues it, reusing the parts
@@ -821,15 +762,15 @@ t_change_while_resizing() {
     deadline=$(($(now_ms) + gw_timeout * 1000))
     until [ "$(status_of "$mnt/c23/$f.png")" = resizing ]; do
       st=$(status_of "$mnt/c23/$f.png")
-      [ "$st" != done ] || { diag "c23/$f.png was resized before it could be changed"; return 1; }
+      [ "$st" != "done" ] || { diag "c23/$f.png was resized before it could be changed"; return 1; }
       [ "$(now_ms)" -lt "$deadline" ] || { diag "c23/$f.png: never seen resizing (last: $st)"; return 1; }
       sleep 0.02
     done
     if [ "$f" = rm ]; then rm "$mnt/c23/rm.png"; else mv "$mnt/c23/mv.png" "$mnt/c23/moved.png"; fi || return 1
   done
   timeout 20 ls "$mnt/c23" >/dev/null || { diag "ls of the mount hangs after changes during a resize"; return 1; }
-  cp "$data/tiny.jpg" "$mnt/c23/after.jpg" && wait_status "$mnt/c23/after.jpg" done &&
-    wait_status "$mnt/c23/moved.png" done || return 1
+  cp "$data/tiny.jpg" "$mnt/c23/after.jpg" && wait_status "$mnt/c23/after.jpg" "done" &&
+    wait_status "$mnt/c23/moved.png" "done" || return 1
   deadline=$(($(now_ms) + 20000))
   local left
   while left=$(aws_keys "$dst" | grep -E '/c23/(rm|mv)\.png$'); [ -n "$left" ]; do
