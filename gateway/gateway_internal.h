@@ -71,7 +71,8 @@ struct gw_queue {
 enum gw_task_kind {
     GW_TASK_DELETE_RENDITIONS, /* from: the source key */
     GW_TASK_RENAME_RENDITIONS, /* from, to: source keys */
-    GW_TASK_ABORT_UPLOAD       /* from: the key, to: the multipart upload id */
+    GW_TASK_ABORT_UPLOAD,      /* from: the key, to: the multipart upload id */
+    GW_TASK_PROBE              /* is S3 back? (files wait for a transient retry); from: "" */
 };
 struct gw_task {
     enum gw_task_kind kind;
@@ -121,6 +122,8 @@ struct gateway {
     size_t failure_next;
     time_t start_time;
     uint64_t batch_done; /* files finished since the queue was last seen empty */
+    time_t last_probe;   /* when a GW_TASK_PROBE was last queued */
+    bool probing;        /* one is queued or running */
     uint64_t requeued;   /* files gateway_retry re-queued */
     /* bytes uploaded (in-flight ones included) at each of the timer's last RATE_SAMPLES
      * seconds: the upload rate */

@@ -169,6 +169,49 @@ uint64_t gw_upload_rate(const struct gateway *gw)
     return gw->rate_bytes[newest] < gw->rate_bytes[oldest] ? 0 : delta / (gw->rate_filled - 1);
 }
 
+#define PROBE_SECONDS 5
+
+/* While files wait for a transient retry, the task thread asks S3 (a HEAD of the source bucket)
+ * every PROBE_SECONDS; once it answers, they are all due now, so the backlog of an outage starts
+ * draining when S3 is back rather than at each file's next backoff step (up to 64 s later).
+ * With the lock held. */
+static void probe_if_waiting(struct gateway *gw, time_t now)
+{
+    if (gw->probing || now - gw->last_probe < PROBE_SECONDS)
+        return;
+    bool waiting = false;
+    for (size_t i = 0; i < gw->table_size && !waiting; i++)
+        for (struct gw_entry *e = gw->table[i]; e && !waiting; e = e->hash_next)
+            waiting = (e->state == GW_PENDING || e->state == GW_UPLOADED) && e->retry_at > now;
+    if (!waiting)
+        return;
+    gw->last_probe = now;
+    gw->probing = true;
+    gw_task_push_locked(gw, GW_TASK_PROBE, "", NULL);
+}
+
+/* The task thread's probe (without the lock). */
+static void run_probe(struct gateway *gw)
+{
+    struct s3_error err = {0};
+    bool back = s3_head_bucket(gw->s3, gw->cfg->s3.source_bucket, &err) == 0;
+    pthread_mutex_lock(&gw->lock);
+    gw->probing = false;
+    size_t n = 0;
+    time_t now = time(NULL);
+    for (size_t i = 0; back && i < gw->table_size; i++)
+        for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next)
+            if ((e->state == GW_PENDING || e->state == GW_UPLOADED) && e->retry_at > now) {
+                e->retry_at = now;
+                n++;
+            }
+    if (n)
+        pthread_cond_broadcast(&gw->hold_cond); /* the timer queues them */
+    pthread_mutex_unlock(&gw->lock);
+    if (n)
+        log_info("S3 answers again: %zu file%s waiting for a retry go now", n, n == 1 ? "" : "s");
+}
+
 static void *timer_main(void *arg)
 {
     struct gateway *gw = arg;
@@ -189,6 +232,7 @@ static void *timer_main(void *arg)
         gw->spool_bytes = bytes;
         gw->spool_full = full;
         sample_progress(gw);
+        probe_if_waiting(gw, now);
         for (size_t i = 0; i < gw->table_size; i++)
             for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
                 bool held_out = e->state == GW_HELD && e->hold_until <= now;
@@ -459,6 +503,8 @@ static void *task_main(void *arg)
         pthread_mutex_unlock(&gw->lock);
         if (t->kind == GW_TASK_ABORT_UPLOAD)
             gw_abort_upload(gw, t->from, t->to);
+        else if (t->kind == GW_TASK_PROBE)
+            run_probe(gw);
         else
             gw_run_task(gw, t);
         free(t->from);

@@ -575,8 +575,16 @@ t_kill9_copy() {
     [ "$(now_ms)" -lt "$deadline" ] || { diag "fewer than 120 photos copied in ${gw_timeout} s"; kill "$copier"; return 1; }
     sleep 0.05
   done
+  # The copy is frozen (a cp may be stopped halfway through a file), then the gateway killed.
+  # Freezing first gives the kernel time to tell the gateway of the last close(): it does so
+  # after close() has returned (docs/semantics.md, "Crashes").
+  pkill -STOP -P "$copier"
+  kill -STOP "$copier"
+  sleep 0.5
   kill -9 "$fs_pid" && wait "$fs_pid" 2>/dev/null
   fs_pid=""
+  pkill -CONT -P "$copier"
+  kill -CONT "$copier"
   wait "$copier" # its cp calls fail from the kill on: the mount is gone
   fusermount3 -uz "$mnt" 2>/dev/null
   local finished
