@@ -239,23 +239,17 @@ void spool_remove(struct spool *sp, uint64_t id)
     append_line(sp, line);
 }
 
-uint64_t spool_free_bytes(struct spool *sp)
+bool spool_disk_low(struct spool *sp)
 {
     struct statvfs st;
     if (fstatvfs(sp->dirfd, &st) != 0)
-        return UINT64_MAX;
-    return (uint64_t)st.f_bavail * st.f_frsize;
-}
-
-/* 64 MiB, or a 16th of a small disk (a 64 MiB tmpfs keeps 4 MiB): room for the journal and the
- * files being written when new writes start to be refused. */
-uint64_t spool_disk_reserve(struct spool *sp)
-{
-    struct statvfs st;
-    uint64_t reserve = 64ull << 20;
-    if (fstatvfs(sp->dirfd, &st) == 0 && (uint64_t)st.f_blocks * st.f_frsize / 16 < reserve)
-        reserve = (uint64_t)st.f_blocks * st.f_frsize / 16;
-    return reserve;
+        return false;
+    /* 64 MiB, or a 16th of a small disk (a 64 MiB tmpfs keeps 4 MiB): room for the journal and
+     * the files being written when new writes start to be refused */
+    uint64_t size = (uint64_t)st.f_blocks * st.f_frsize, reserve = 64ull << 20;
+    if (size / 16 < reserve)
+        reserve = size / 16;
+    return (uint64_t)st.f_bavail * st.f_frsize < reserve;
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -74,9 +74,8 @@ int spool_sync(struct spool *sp);
 /* Removes the data of `id` and appends its "D" line. */
 void spool_remove(struct spool *sp, uint64_t id);
 
-/* Bytes free for the spool's filesystem (statvfs), or UINT64_MAX when unknown. */
-uint64_t spool_free_bytes(struct spool *sp);
-/* The free space under which new writes are refused (ENOSPC). */
-uint64_t spool_disk_reserve(struct spool *sp);
+/* True when the spool's disk has less free than min(64 MiB, a 16th of its size): new writes
+ * are then refused (ENOSPC). */
+bool spool_disk_low(struct spool *sp);
 
 #endif

@@ -138,21 +138,45 @@ static uint64_t size_of(const struct gw_data *d)
     return d && fstat(d->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-/* Once a second: the bytes uploaded so far (for the rate), and the start of a new batch when
- * nothing is queued. With the lock held. */
-static void sample_progress(struct gateway *gw)
+/* What the timer learns from one pass over the table each second. */
+struct table_scan {
+    uint64_t spool_bytes; /* bytes of the local versions */
+    uint64_t in_flight;   /* bytes sent so far by the running uploads */
+    size_t active;        /* files queued, uploading or resizing */
+    bool waiting;         /* some file waits for a transient retry */
+};
+
+/* The one pass: counts (see table_scan) and queues the files that are due (held temporaries
+ * whose time is up, transient retries). With the lock held. */
+static void scan_table(struct gateway *gw, time_t now, struct table_scan *out)
 {
-    uint64_t bytes = gw->stats.bytes_uploaded;
-    size_t active = 0;
+    *out = (struct table_scan){0};
     for (size_t i = 0; i < gw->table_size; i++)
         for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
+            out->spool_bytes += size_of(e->data) + size_of(e->base);
             if (e->state == GW_UPLOADING)
-                bytes += __atomic_load_n(&e->sent, __ATOMIC_RELAXED);
-            active += e->state >= GW_PENDING && e->state <= GW_RESIZING && !e->in_done;
+                out->in_flight += __atomic_load_n(&e->sent, __ATOMIC_RELAXED);
+            out->active += e->state >= GW_PENDING && e->state <= GW_RESIZING && !e->in_done;
+            bool retrying = (e->state == GW_PENDING || e->state == GW_UPLOADED) && e->retry_at;
+            out->waiting |= retrying && e->retry_at > now;
+            bool held_out = e->state == GW_HELD && e->hold_until <= now;
+            if (!(held_out || (retrying && e->retry_at <= now)) || e->busy)
+                continue;
+            if (held_out)
+                e->state = GW_PENDING;
+            e->retry_at = 0;
+            e->refs++;
+            gw_queue_push(e->state == GW_UPLOADED ? &gw->resize_q : &gw->upload_q, e);
         }
-    if (active == 0)
+}
+
+/* Once a second: the bytes uploaded so far (for the rate), and the start of a new batch when
+ * nothing is queued. With the lock held. */
+static void sample_progress(struct gateway *gw, const struct table_scan *scan)
+{
+    if (scan->active == 0)
         gw->batch_done = 0;
-    gw->rate_bytes[gw->rate_next] = bytes;
+    gw->rate_bytes[gw->rate_next] = gw->stats.bytes_uploaded + scan->in_flight;
     gw->rate_next = (gw->rate_next + 1) % RATE_SAMPLES;
     if (gw->rate_filled < RATE_SAMPLES)
         gw->rate_filled++;
@@ -175,15 +199,9 @@ uint64_t gw_upload_rate(const struct gateway *gw)
  * every PROBE_SECONDS; once it answers, they are all due now, so the backlog of an outage starts
  * draining when S3 is back rather than at each file's next backoff step (up to 64 s later).
  * With the lock held. */
-static void probe_if_waiting(struct gateway *gw, time_t now)
+static void probe_if_waiting(struct gateway *gw, time_t now, bool waiting)
 {
-    if (gw->probing || now - gw->last_probe < PROBE_SECONDS)
-        return;
-    bool waiting = false;
-    for (size_t i = 0; i < gw->table_size && !waiting; i++)
-        for (struct gw_entry *e = gw->table[i]; e && !waiting; e = e->hash_next)
-            waiting = (e->state == GW_PENDING || e->state == GW_UPLOADED) && e->retry_at > now;
-    if (!waiting)
+    if (!waiting || gw->probing || now - gw->last_probe < PROBE_SECONDS)
         return;
     gw->last_probe = now;
     gw->probing = true;
@@ -218,34 +236,19 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&gw->lock);
     while (!gw->stopping) {
         time_t now = time(NULL);
-        uint64_t bytes = 0;
-        for (size_t i = 0; i < gw->table_size; i++)
-            for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next)
-                bytes += size_of(e->data) + size_of(e->base);
-        bool full = bytes >= (uint64_t)gw->cfg->gateway.cache_max_mb << 20 ||
-                    spool_free_bytes(gw->spool) < spool_disk_reserve(gw->spool);
+        struct table_scan scan;
+        scan_table(gw, now, &scan);
+        bool full = scan.spool_bytes >= (uint64_t)gw->cfg->gateway.cache_max_mb << 20 ||
+                    spool_disk_low(gw->spool);
         if (full && !gw->spool_full)
             log_warn("the spool is full (%llu MiB, [gateway] cache_max_mb = %u, or its disk has "
                      "under min(64 MiB, 1/16 of its size) free): writes fail with ENOSPC until "
                      "uploads drain it",
-                     (unsigned long long)(bytes >> 20), gw->cfg->gateway.cache_max_mb);
-        gw->spool_bytes = bytes;
+                     (unsigned long long)(scan.spool_bytes >> 20), gw->cfg->gateway.cache_max_mb);
+        gw->spool_bytes = scan.spool_bytes;
         gw->spool_full = full;
-        sample_progress(gw);
-        probe_if_waiting(gw, now);
-        for (size_t i = 0; i < gw->table_size; i++)
-            for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next) {
-                bool held_out = e->state == GW_HELD && e->hold_until <= now;
-                bool retry = (e->state == GW_PENDING || e->state == GW_UPLOADED) && e->retry_at &&
-                             e->retry_at <= now;
-                if (!(held_out || retry) || e->busy)
-                    continue;
-                if (held_out)
-                    e->state = GW_PENDING;
-                e->retry_at = 0;
-                e->refs++;
-                gw_queue_push(e->state == GW_UPLOADED ? &gw->resize_q : &gw->upload_q, e);
-            }
+        sample_progress(gw, &scan);
+        probe_if_waiting(gw, now, scan.waiting);
         pthread_mutex_unlock(&gw->lock); /* appends go on meanwhile (under the gateway lock) */
         int rc = spool_compact(gw->spool, false);
         if (rc != 0)

@@ -618,17 +618,6 @@ static int send_body_part(struct parts_job *j, int n, uint64_t start, uint64_t l
                                     &j->parts[n - 1], err);
 }
 
-int s3_upload(struct s3client *c, const char *bucket, const char *key, const struct s3_body *body,
-              const struct s3_put_options *opts, struct s3_put_result *result, struct s3_error *err)
-{
-    if (body->length < c->multipart_threshold)
-        return s3_put_object(c, bucket, key, body, opts, result, err);
-    struct parts_job j = {
-        .c = c, .bucket = bucket, .key = key, .send = send_body_part, .body = body};
-    plan_parts(&j, body->length, c->multipart_part_size);
-    return run_multipart(&j, opts, result, "s3_upload", err);
-}
-
 /* ---- s3_upload_resumable ---- */
 
 /* The parts of r's upload the server has in full: marked done, their ETags kept. Returns 0;
@@ -727,6 +716,17 @@ int s3_upload_resumable(struct s3client *c, const char *bucket, const char *key,
     pthread_mutex_destroy(&j.lock);
     free(j.parts);
     free(j.done);
+    return rc;
+}
+
+/* One upload path for bodies: s3_upload is a resumable upload that nobody resumes. */
+int s3_upload(struct s3client *c, const char *bucket, const char *key, const struct s3_body *body,
+              const struct s3_put_options *opts, struct s3_put_result *result, struct s3_error *err)
+{
+    struct s3_resume r = {0};
+    int rc = s3_upload_resumable(c, bucket, key, body, opts, &r, result, err);
+    if (rc != 0 && r.upload_id[0]) /* best effort: its parts would otherwise cost storage */
+        s3_multipart_abort(c, bucket, key, r.upload_id, NULL);
     return rc;
 }
 

@@ -73,3 +73,19 @@ chmod 600 "$AWS_SHARED_CREDENTIALS_FILE"
 source "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
 # shellcheck source=tests/integration/gateway_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/gateway_lib.sh"
+
+# At exit: the buckets and the scratch folder go (S3IMGFS_GWTEST_KEEP=1 keeps them); a scratch
+# folder with something still mounted under it stays.
+remove_test_data() {
+  if [ "${S3IMGFS_GWTEST_KEEP:-0}" = 1 ]; then
+    echo "# S3IMGFS_GWTEST_KEEP=1: kept s3://$src, s3://$dst and $tmp (log: $log)" >&2
+    return
+  fi
+  purge_bucket "$src"
+  purge_bucket "$dst"
+  if findmnt -rn -o TARGET | grep -qF -- "$tmp/"; then
+    echo "# a mount is still in place under $tmp: leaving it" >&2
+  else
+    rm -rf --one-file-system "$tmp"
+  fi
+}

@@ -27,17 +27,7 @@ cleanup() {
   set +e
   cd /
   kill_fs
-  if [ "${S3IMGFS_GWTEST_KEEP:-0}" = 1 ]; then
-    echo "# S3IMGFS_GWTEST_KEEP=1: kept s3://$src, s3://$dst and $tmp (log: $log)" >&2
-    return
-  fi
-  purge_bucket "$src"
-  purge_bucket "$dst"
-  if is_mounted; then
-    echo "# $mnt is still mounted: leaving $tmp in place" >&2
-  else
-    rm -rf --one-file-system "$tmp"
-  fi
+  remove_test_data
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
