@@ -244,6 +244,15 @@ out:
     return rc;
 }
 
+/* Can names be made or written here? The resized area is read-only (EROFS), the control
+ * files are fixed (EACCES). */
+static int changeable(const struct fs_path *p)
+{
+    if (p->area == AREA_RESIZED)
+        return -EROFS;
+    return p->area == AREA_CONTROL ? -EACCES : 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Attributes                                                                                   */
 
@@ -496,8 +505,8 @@ static int fs_mkdir(const char *path, mode_t mode)
     struct fs *fs = fs_of_context();
     struct fs_path p;
     int rc = fs_path_parse(fs->cfg, path, &p);
-    if (rc == 0 && p.area != AREA_SOURCE)
-        rc = p.area == AREA_RESIZED ? -EROFS : -EACCES; /* the control files are fixed */
+    if (rc == 0)
+        rc = changeable(&p);
     if (rc == 0) {
         struct s3_put_options put = {.content_type = "application/x-directory",
                                      .sse = conf_sse_name(fs->cfg->s3.sse)};
@@ -628,8 +637,8 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     struct fs *fs = fs_of_context();
     struct fs_path p;
     int rc = fs_path_parse(fs->cfg, path, &p);
-    if (rc == 0 && p.area != AREA_SOURCE)
-        rc = p.area == AREA_RESIZED ? -EROFS : -EACCES; /* the control files are fixed */
+    if (rc == 0)
+        rc = changeable(&p);
     if (rc == 0 && gateway_spool_full(fs->gw))
         rc = -ENOSPC;
     if (rc == 0)
@@ -752,8 +761,8 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     }
     struct fs_path p;
     int rc = fs_path_parse(fs->cfg, path, &p);
-    if (rc == 0 && p.area != AREA_SOURCE)
-        rc = p.area == AREA_RESIZED ? -EROFS : -EACCES; /* the control files are fixed */
+    if (rc == 0)
+        rc = changeable(&p);
     struct gw_file *f = NULL;
     struct s3_error err = {0};
     if (rc == 0 && (rc = gateway_open_write(fs->gw, p.key, size == 0, 0644, &f, &err)) == 0) {
