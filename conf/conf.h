@@ -51,6 +51,7 @@ enum conf_fit {
 };
 enum conf_crop { CONF_CROP_CENTRE, CONF_CROP_ATTENTION, CONF_CROP_ENTROPY };
 enum conf_log_level { CONF_LOG_ERROR, CONF_LOG_WARN, CONF_LOG_INFO, CONF_LOG_DEBUG };
+enum conf_log_format { CONF_LOG_TEXT, CONF_LOG_JSON };
 
 #define CONF_MAX_SIZES     32
 #define CONF_MAX_DIMENSION 16384
@@ -129,8 +130,32 @@ struct config {
         unsigned upload_kbps;   /* per upload request, KiB/s, 0..10485760, default 0 = no limit */
         unsigned read_ahead_kb; /* 0..262144, default 8192 */
     } gateway;
+    /* Notices of each processed file (notify/). Every sink is off while its key is "". The
+     * mail_to array is never NULL and ends with a NULL pointer. */
+    struct {
+        const char *sns_topic_arn;  /* "arn:PARTITION:sns:REGION:ACCOUNT:NAME" */
+        const char *sns_endpoint;   /* "http(s)://host[:port]"; "" = the regional AWS endpoint
+                                       of the topic's region */
+        const char *webhook_url;    /* "http(s)://host[:port]/path" */
+        const char *webhook_secret; /* HMAC-SHA256 key; "" = unsigned; only from a private
+                                       file or the environment */
+        const char *smtp_url;       /* "smtp://host[:port]" (STARTTLS when offered; required
+                                       when smtp_user is set) or "smtps://host[:port]" */
+        const char *smtp_user;
+        const char *smtp_password_file; /* absolute path; "" = no password */
+        const char *mail_from;          /* required with smtp_url */
+        const char *const *mail_to;     /* 1..64 addresses with smtp_url */
+        size_t mail_to_count;
+        unsigned digest_seconds; /* 0 = one notice per file; else one per window */
+        unsigned digest_keys;    /* keys listed in a digest, 1..1000, default 20 */
+        bool on_success;         /* "on" names success (default) */
+        bool on_failure;         /* "on" names failure (default) */
+    } notify;
     struct {
         enum conf_log_level level;
+        enum conf_log_format format; /* text (default) or json (one object per line) */
+        const char *file;            /* absolute path; "" = stderr or syslog */
+        unsigned metrics_seconds;    /* CloudWatch EMF metric lines every N s; 0 = never */
     } log;
 
     /* The credentials provider: pass conf_credentials_provider as
@@ -224,6 +249,7 @@ const char *conf_fit_name(enum conf_fit fit);          /* "fit", "cover" */
 const char *conf_crop_name(enum conf_crop crop);       /* "centre", "attention", "entropy" */
 const char *conf_sse_name(enum conf_sse sse);          /* "none", "AES256", "aws:kms" */
 const char *conf_log_level_name(enum conf_log_level level);
+const char *conf_log_format_name(enum conf_log_format format); /* "text", "json" */
 
 #ifdef __cplusplus
 }

@@ -58,6 +58,7 @@ _Static_assert(sizeof(enum conf_sse) == sizeof(int) && sizeof(enum conf_format) 
                    sizeof(enum conf_resize_mode) == sizeof(int) &&
                    sizeof(enum conf_log_level) == sizeof(int),
                "enum fields are written as int");
+_Static_assert(sizeof(enum conf_log_format) == sizeof(int), "enum fields are written as int");
 
 /* arg: NULL-terminated names; the field is an enum whose values are the indexes. */
 static int parse_enum(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
@@ -521,10 +522,15 @@ static int parse_cache_dir(struct conf_loader *L, const struct conf_row *r, cons
 #define GLOB_MAX_LEN   255
 #define GLOB_MAX_COUNT 64
 
-/* A comma-separated list of fnmatch(3) globs matched against base names; "" = none. The field
- * becomes one block: count + 1 pointers (NULL-terminated), then the strings. */
-static int parse_globs(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
-                       size_t whylen)
+/* Checks one entry of a list; returns 0, or -1 having written why. */
+typedef int (*list_check_fn)(const char *a, size_t n, size_t index, char *why, size_t whylen);
+
+/* A comma-separated list ("" = none), each entry trimmed and checked. The field becomes one
+ * block: count + 1 pointers (NULL-terminated), then the strings. r->arg is the offset of the
+ * count field. */
+static int parse_list(struct conf_loader *L, const struct conf_row *r, const char *v,
+                      list_check_fn check, size_t max_count, const char *noun, char *why,
+                      size_t whylen)
 {
     size_t *count_field = (size_t *)((char *)L->cfg + *(const size_t *)r->arg);
     size_t count = 0, bytes = 0;
@@ -548,15 +554,12 @@ static int parse_globs(struct conf_loader *L, const struct conf_row *r, const ch
             size_t n = (size_t)(b - a);
             if (pass == 0) {
                 if (n == 0)
-                    return WHY("entry %zu is empty (a stray comma? globs go on one line)", k + 1);
-                if (n > GLOB_MAX_LEN)
-                    return WHY("entry %zu is longer than %d characters", k + 1, GLOB_MAX_LEN);
-                if (memchr(a, '/', n))
-                    return WHY("entry %zu, '%.*s', contains '/': globs are matched against a "
-                               "file's name, not its path",
-                               k + 1, (int)n, a);
-                if (k + 1 > GLOB_MAX_COUNT)
-                    return WHY("at most %d globs are allowed", GLOB_MAX_COUNT);
+                    return WHY("entry %zu is empty (a stray comma? %s go on one line)", k + 1,
+                               noun);
+                if (check(a, n, k + 1, why, whylen) != 0)
+                    return -1;
+                if (k + 1 > max_count)
+                    return WHY("at most %zu %s are allowed", max_count, noun);
                 bytes += n + 1;
             } else {
                 memcpy(text, a, n);
@@ -585,6 +588,24 @@ static int parse_globs(struct conf_loader *L, const struct conf_row *r, const ch
     return 0;
 }
 
+static int check_glob(const char *a, size_t n, size_t index, char *why, size_t whylen)
+{
+    if (n > GLOB_MAX_LEN)
+        return WHY("entry %zu is longer than %d characters", index, GLOB_MAX_LEN);
+    if (memchr(a, '/', n))
+        return WHY("entry %zu, '%.*s', contains '/': globs are matched against a file's name, "
+                   "not its path",
+                   index, (int)n, a);
+    return 0;
+}
+
+/* fnmatch(3) globs matched against base names. */
+static int parse_globs(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                       size_t whylen)
+{
+    return parse_list(L, r, v, check_glob, GLOB_MAX_COUNT, "globs", why, whylen);
+}
+
 static void fmt_globs(const struct config *cfg, const struct conf_row *r, FILE *out)
 {
     const char *const *list = *(const char *const *const *)((const char *)cfg + r->offset);
@@ -610,12 +631,232 @@ static int parse_dir_name(struct conf_loader *L, const struct conf_row *r, const
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* [notify] and [log]                                                                           */
+
+/* arn:PARTITION:sns:REGION:ACCOUNT:TOPIC (the region and account may not be empty). */
+static int parse_topic_arn(struct conf_loader *L, const struct conf_row *r, const char *v,
+                           char *why, size_t whylen)
+{
+    static const char expected[] = "expected a topic ARN such as "
+                                   "arn:aws:sns:eu-west-1:123456789012:image-notices";
+    if (!*v)
+        return set_string(L, r, "", 0);
+    const char *f[6];
+    size_t len[6], n = 0;
+    for (const char *p = v; n < 6; n++) {
+        const char *c = n < 5 ? strchr(p, ':') : p + strlen(p);
+        if (!c)
+            return WHY("%s", expected);
+        f[n] = p;
+        len[n] = (size_t)(c - p);
+        p = c + 1;
+    }
+    if (len[0] != 3 || memcmp(f[0], "arn", 3) != 0 || len[2] != 3 || memcmp(f[2], "sns", 3) != 0)
+        return WHY("%s", expected);
+    for (size_t i = 1; i < 6; i++)
+        if (i != 2 && len[i] == 0)
+            return WHY("%s", expected);
+    for (size_t i = 0; i < len[5]; i++) {
+        char c = f[5][i];
+        if (!isalnum((unsigned char)c) && c != '-' && c != '_' && c != '.')
+            return WHY("%s (a topic name has letters, digits, '-', '_' and '.' only)", expected);
+    }
+    if (len[5] > 256)
+        return WHY("a topic name has at most 256 characters");
+    return set_string(L, r, v, strlen(v));
+}
+
+/* http(s)://host[:port]/anything-printable (a webhook). */
+static int parse_url(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                     size_t whylen)
+{
+    if (!*v)
+        return set_string(L, r, "", 0);
+    const char *p = strncmp(v, "https://", 8) == 0  ? v + 8
+                    : strncmp(v, "http://", 7) == 0 ? v + 7
+                                                    : NULL;
+    if (!p || !*p || *p == '/' || *p == ':')
+        return WHY("expected an http:// or https:// URL such as "
+                   "https://hooks.example.com/s3imgfs");
+    for (const char *q = v; *q; q++)
+        if ((unsigned char)*q <= ' ' || *q == 0x7f)
+            return WHY("a URL has no spaces or control characters (write a space as %%20)");
+    if (strlen(v) > 2048)
+        return WHY("expected at most 2048 characters");
+    return set_string(L, r, v, strlen(v));
+}
+
+/* smtp://host[:port] or smtps://host[:port] (no user or path: smtp_user says who logs in). */
+static int parse_smtp_url(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                          size_t whylen)
+{
+    static const char expected[] = "expected smtp://host[:port] (STARTTLS) or smtps://host[:port] "
+                                   "(TLS from the start), such as smtp://mail.example.com:587";
+    if (!*v)
+        return set_string(L, r, "", 0);
+    const char *p = strncmp(v, "smtps://", 8) == 0  ? v + 8
+                    : strncmp(v, "smtp://", 7) == 0 ? v + 7
+                                                    : NULL;
+    if (!p)
+        return WHY("%s", expected);
+    const char *host = p;
+    while (isalnum((unsigned char)*p) || *p == '.' || *p == '-')
+        p++;
+    if (p == host)
+        return WHY("%s", expected);
+    if (*p == ':') {
+        const char *port = ++p;
+        while (isdigit((unsigned char)*p))
+            p++;
+        uint64_t n;
+        if (!parse_digits(port, (size_t)(p - port), &n) || n < 1 || n > 65535)
+            return WHY("%s", expected);
+    }
+    if (*p == '/' && p[1] == '\0')
+        p++;
+    if (*p)
+        return WHY("%s", expected);
+    return set_string(L, r, v, strlen(v));
+}
+
+/* A value that must not be visible to others: refused as an option (command lines are public)
+ * and from a file that group or others can read. Printed masked. */
+static int parse_private_string(struct conf_loader *L, const struct conf_row *r, const char *v,
+                                char *why, size_t whylen)
+{
+    if (L->kind == CONF_ORIGIN_OVERRIDE && *v)
+        return WHY("secrets are not accepted as options, since other users can read command "
+                   "lines; put it in a config file only you can read");
+    if (L->kind == CONF_ORIGIN_FILE && !L->file_is_private && *v)
+        return WHY("%s is readable by group or others, so it must not hold secrets: run "
+                   "chmod 600 %s",
+                   L->file_path, L->file_path);
+    if (strlen(v) > 4096)
+        return WHY("expected at most 4096 characters");
+    return set_string(L, r, v, strlen(v));
+}
+
+static void fmt_private_string(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    if (**(const char *const *)((const char *)cfg + r->offset))
+        fputs("********", out);
+}
+
+/* An absolute path (a relative one is relative to the config file's folder); the file is read
+ * when it is used, so it may not exist yet. */
+static int parse_file_path(struct conf_loader *L, const struct conf_row *r, const char *v,
+                           char *why, size_t whylen)
+{
+    if (!*v)
+        return set_string(L, r, "", 0);
+    char *abs = conf_path_absolute(v, L->basedir);
+    if (!abs)
+        return errno == ENOMEM ? -2 : WHY("cannot make %s absolute: %s", v, strerror(errno));
+    if (abs[strlen(abs) - 1] == '/' || strlen(abs) > PATH_MAX) {
+        free(abs);
+        return WHY("expected the path of a file");
+    }
+    int rc = set_string(L, r, abs, strlen(abs));
+    free(abs);
+    return rc;
+}
+
+/* An SMTP user name: printable, at most 256 bytes. */
+static int parse_mail_user(struct conf_loader *L, const struct conf_row *r, const char *v,
+                           char *why, size_t whylen)
+{
+    for (const char *q = v; *q; q++)
+        if ((unsigned char)*q < ' ' || *q == 0x7f)
+            return WHY("a user name has no control characters");
+    if (strlen(v) > 256)
+        return WHY("expected at most 256 characters");
+    return set_string(L, r, v, strlen(v));
+}
+
+/* A bare e-mail address: local@domain, printable, no spaces, angle brackets or quotes. index:
+ * of a list entry (1..), or 0 for a lone address. */
+static int check_mail(const char *a, size_t n, size_t index, char *why, size_t whylen)
+{
+    char entry[32] = "";
+    if (index)
+        snprintf(entry, sizeof(entry), "entry %zu, ", index);
+    const char *at = memchr(a, '@', n);
+    if (n > 254 || !at || at == a || at == a + n - 1 ||
+        memchr(at + 1, '@', (size_t)(a + n - at - 1)))
+        return WHY("%s'%.*s' is not an e-mail address such as ops@example.com", entry,
+                   (int)(n > 80 ? 80 : n), a);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)a[i] <= ' ' || a[i] == 0x7f || strchr("<>\"(),;:\\[]", a[i]))
+            return WHY("%swrite the bare address (ops@example.com), without a name, quotes, "
+                       "brackets or spaces",
+                       entry);
+    return 0;
+}
+
+static int parse_mail(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                      size_t whylen)
+{
+    if (!*v)
+        return set_string(L, r, "", 0);
+    if (check_mail(v, strlen(v), 0, why, whylen) != 0)
+        return -1;
+    return set_string(L, r, v, strlen(v));
+}
+
+static int parse_mail_list(struct conf_loader *L, const struct conf_row *r, const char *v,
+                           char *why, size_t whylen)
+{
+    return parse_list(L, r, v, check_mail, 64, "addresses", why, whylen);
+}
+
+/* "success,failure", "failure", "success" or "none" (in any order, comma-separated). */
+static int parse_notify_on(struct conf_loader *L, const struct conf_row *r, const char *v,
+                           char *why, size_t whylen)
+{
+    (void)r;
+    bool success = false, failure = false, none = false;
+    for (const char *p = v;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        size_t n = strcspn(p, ", \t");
+        if (n == 7 && strncmp(p, "success", 7) == 0)
+            success = true;
+        else if (n == 7 && strncmp(p, "failure", 7) == 0)
+            failure = true;
+        else if (n == 4 && strncmp(p, "none", 4) == 0)
+            none = true;
+        else
+            return WHY("expected success,failure or failure (or success, or none)");
+        p += n;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        if (*p++ != ',')
+            return WHY("expected success,failure or failure (or success, or none)");
+    }
+    if (none && (success || failure))
+        return WHY("none cannot be combined with success or failure");
+    L->cfg->notify.on_success = success;
+    L->cfg->notify.on_failure = failure;
+    return 0;
+}
+
+static void fmt_notify_on(const struct config *cfg, const struct conf_row *r, FILE *out)
+{
+    (void)r;
+    bool s = cfg->notify.on_success, f = cfg->notify.on_failure;
+    fputs(s && f ? "success,failure" : s ? "success" : f ? "failure" : "none", out);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* The table                                                                                    */
 
 static const char *const sse_names[] = {"none", "AES256", "aws:kms", NULL};
 static const char *const mode_names[] = {"local", "lambda", "off", NULL};
 static const char *const format_names[] = {"auto", "jpeg", "webp", "avif", "png", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_format_names[] = {"text", "json", NULL};
 static const struct range quality_range = {1, 100};
 static const struct range file_mb_range = {1, 1048576};
 static const struct range workers_range = {1, 64};
@@ -626,8 +867,11 @@ static const struct range part_mb_range = {5, 5120};
 static const struct range part_parallel_range = {1, 32};
 static const struct range read_ahead_range = {0, 262144};
 static const struct range kbps_range = {0, 10485760};
+static const struct range digest_keys_range = {1, 1000};
+static const struct range metrics_seconds_range = {0, 3600};
 static const size_t temp_count_offset = offsetof(struct config, gateway.temp_glob_count);
 static const size_t junk_count_offset = offsetof(struct config, gateway.junk_glob_count);
+static const size_t mail_to_count_offset = offsetof(struct config, notify.mail_to_count);
 
 #define OFF(f)  .offset = offsetof(struct config, f)
 #define STR(f)  OFF(f), .kind = CONF_ROW_STRING, .format = fmt_string
@@ -712,6 +956,49 @@ const struct conf_row conf_rows[] = {
               {0}, NULL, 0},
      .parse = parse_rgb, .format = fmt_rgb, OFF(resize.background)},
 
+    /* [notify] */
+    {.info = {"notify", "on", "success,failure",
+              "which results are announced: success,failure, failure, success or none",
+              {0}, NULL, 0},
+     .parse = parse_notify_on, .format = fmt_notify_on},
+    {.info = {"notify", "digest_seconds", "0",
+              "0 = one notice per file; N = one notice per N seconds summarising them",
+              {0}, NULL, 0},
+     UINT(notify.digest_seconds), .arg = &seconds_range},
+    {.info = {"notify", "digest_keys", "20", "keys listed by name in a digest, 1 to 1000",
+              {0}, NULL, 0},
+     UINT(notify.digest_keys), .arg = &digest_keys_range},
+    {.info = {"notify", "sns_topic_arn", "", "SNS topic notices are published to; empty = no SNS",
+              {0}, NULL, 0},
+     .parse = parse_topic_arn, STR(notify.sns_topic_arn)},
+    {.info = {"notify", "sns_endpoint", "",
+              "SNS endpoint URL; empty = https://sns.<topic region>.amazonaws.com",
+              {"AWS_ENDPOINT_URL_SNS"}, NULL, 0},
+     .parse = parse_endpoint, STR(notify.sns_endpoint)},
+    {.info = {"notify", "webhook_url", "", "URL notices are POSTed to as JSON; empty = none",
+              {0}, NULL, 0},
+     .parse = parse_url, STR(notify.webhook_url)},
+    {.info = {"notify", "webhook_secret", "",
+              "HMAC-SHA256 key signing webhook bodies (file must not be group/other-readable)",
+              {"S3IMGFS_WEBHOOK_SECRET"}, NULL, CONF_KEY_SECRET},
+     .parse = parse_private_string, .format = fmt_private_string, OFF(notify.webhook_secret),
+     .kind = CONF_ROW_STRING},
+    {.info = {"notify", "smtp_url", "",
+              "mail server: smtp://host[:port] (STARTTLS) or smtps://host[:port]; empty = no mail",
+              {0}, NULL, 0},
+     .parse = parse_smtp_url, STR(notify.smtp_url)},
+    {.info = {"notify", "smtp_user", "", "user name for SMTP AUTH; empty = no login", {0}, NULL, 0},
+     .parse = parse_mail_user, STR(notify.smtp_user)},
+    {.info = {"notify", "smtp_password_file", "",
+              "file holding the SMTP password (mode 600)", {0}, NULL, 0},
+     .parse = parse_file_path, STR(notify.smtp_password_file)},
+    {.info = {"notify", "mail_from", "", "sender address of notice e-mails", {0}, NULL, 0},
+     .parse = parse_mail, STR(notify.mail_from)},
+    {.info = {"notify", "mail_to", "", "recipients of notice e-mails, comma-separated",
+              {0}, NULL, 0},
+     OFF(notify.mail_to), .kind = CONF_ROW_GLOBS, .parse = parse_mail_list, .format = fmt_globs,
+     .arg = &mail_to_count_offset},
+
     /* [gateway] */
     {.info = {"gateway", "cache_dir", "",
               "local spool folder; empty = $XDG_CACHE_HOME/s3imgfs or ~/.cache/s3imgfs",
@@ -776,6 +1063,17 @@ const struct conf_row conf_rows[] = {
     {.info = {"log", "level", "info", "least severe messages logged: error, warn, info, debug",
               {0}, NULL, 0},
      ENUM(log.level), .arg = level_names},
+    {.info = {"log", "format", "text", "text (for people) or json (one object per line)",
+              {0}, NULL, 0},
+     ENUM(log.format), .arg = log_format_names},
+    {.info = {"log", "file", "",
+              "file the log is appended to (reopened on SIGHUP); empty = stderr or syslog",
+              {0}, NULL, 0},
+     .parse = parse_file_path, STR(log.file)},
+    {.info = {"log", "metrics_seconds", "0",
+              "write CloudWatch EMF metric lines to the log every N seconds; 0 = never",
+              {0}, NULL, 0},
+     UINT(log.metrics_seconds), .arg = &metrics_seconds_range},
 };
 /* clang-format on */
 
@@ -842,6 +1140,11 @@ const char *conf_crop_name(enum conf_crop crop)
 const char *conf_sse_name(enum conf_sse sse)
 {
     return (unsigned)sse < 3 ? sse_names[sse] : "?";
+}
+
+const char *conf_log_format_name(enum conf_log_format format)
+{
+    return (unsigned)format < 2 ? log_format_names[format] : "?";
 }
 
 const char *conf_log_level_name(enum conf_log_level level)

@@ -89,7 +89,7 @@ static int apply_default(struct conf_loader *L, const struct conf_row *r)
 {
     char label[128];
     snprintf(label, sizeof(label), "[%s] %s (default)", r->info.section, r->info.key);
-    if (r->info.flags & CONF_KEY_SECRET)
+    if (r->cred) /* credentials live in the loader, not in struct config */
         return set_origin(L, r, CONF_ORIGIN_DEFAULT, "default", label);
     return apply(L, r, r->info.default_value, CONF_ORIGIN_DEFAULT, "default", label, NULL);
 }
@@ -241,7 +241,7 @@ static int apply_override(struct conf_loader *L, const char *origin, const char 
         rc = unknown_key(L, label, section, key);
         goto out;
     }
-    if (!*value && env_backed(r) && !(r->info.flags & CONF_KEY_SECRET))
+    if (!*value && env_backed(r) && !r->cred)
         rc = apply_default(L, r); /* back to "not set" */
     else
         rc = apply(L, r, value, CONF_ORIGIN_OVERRIDE, label, label, NULL);
@@ -551,6 +551,32 @@ static int origin_note(struct conf_loader *L, const char *section, const char *k
     return 0;
 }
 
+/* The mail keys go together: a server needs a sender and recipients, and they need a server. */
+static int check_notify(struct conf_loader *L)
+{
+    const struct config *c = L->cfg;
+    bool smtp = c->notify.smtp_url[0];
+    const char *missing = !smtp                      ? NULL
+                          : !c->notify.mail_from[0]  ? "mail_from"
+                          : !c->notify.mail_to_count ? "mail_to"
+                                                     : NULL;
+    if (missing)
+        return ERR(L, "InvalidConfig",
+                   "[notify] smtp_url is set (%s) but [notify] %s is not: e-mail notices need a "
+                   "sender (mail_from) and recipients (mail_to)",
+                   origin_of(L, "notify", "smtp_url")->where, missing);
+    static const char *const needs_server[] = {"mail_from", "mail_to", "smtp_user",
+                                               "smtp_password_file"};
+    for (size_t i = 0; !smtp && i < 4; i++) {
+        const struct conf_origin *o = origin_of(L, "notify", needs_server[i]);
+        if (o->kind != CONF_ORIGIN_DEFAULT)
+            return ERR(L, "InvalidConfig",
+                       "%s is set but [notify] smtp_url is not: set smtp_url to the mail server "
+                       "(smtp://host:587) or remove %s",
+                       o->label, needs_server[i]);
+    }
+    return 0;
+}
 static int finalize_gateway(struct conf_loader *L)
 {
     struct config *c = L->cfg;
@@ -595,6 +621,8 @@ static int finalize_gateway(struct conf_loader *L)
         if (origin_note(L, "gateway", "cache_dir", note, how) != 0)
             return -1;
     }
+    if (check_notify(L) != 0)
+        return -1;
     if (c->gateway.part_size_mb > c->gateway.multipart_threshold_mb)
         return ERR(L, "InvalidConfig",
                    "%s = %u: a part must not be larger than the multipart threshold, but "
@@ -707,7 +735,7 @@ static int load_all(struct conf_loader *L)
                  origin_of(L, "s3", "profile")->where, cred_path, cfg_path);
     }
     for (size_t i = 0; rc == 0 && i < conf_row_count; i++)
-        if (!(conf_rows[i].info.flags & CONF_KEY_SECRET) && env_backed(&conf_rows[i]))
+        if (!conf_rows[i].cred && env_backed(&conf_rows[i]))
             rc = resolve_from_env(L, &conf_rows[i], &cfgp, profile);
     if (rc == 0 && !o->no_credentials)
         rc = resolve_credentials(L, &credp, &cfgp, profile);

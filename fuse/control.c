@@ -1,5 +1,6 @@
 /* control: the /.s3imgfs area, the gateway's own files.
  *   status  read-only: the queue as JSON (a new snapshot at each open).
+ *   metrics read-only: counters, resize times and queue gauges as Prometheus text (idem).
  *   retry   write-only: each line names a path in the mount ("" or "/" for all) whose failed
  *           uploads are queued again (`s3imgfs retry`); the result shows in status
  *           ("requeued"). Lines are acted on at close, so close() reports a bad path. */
@@ -14,8 +15,16 @@
 
 #define COMMAND_MAX 65536 /* bytes a retry file may be given per open */
 
-static const char *const names[] = {"status", "retry"};
-enum control_name { CONTROL_STATUS, CONTROL_RETRY, CONTROL_NONE };
+static const char *const names[] = {"status", "retry", "metrics"};
+enum control_name { CONTROL_STATUS, CONTROL_RETRY, CONTROL_METRICS, CONTROL_NONE };
+
+/* A snapshot of a read-only file; malloc'd, NULL on ENOMEM. */
+static char *snapshot(struct fs *fs, enum control_name name)
+{
+    if (!fs->gw)
+        return strdup(name == CONTROL_STATUS ? "{}\n" : "");
+    return name == CONTROL_STATUS ? gateway_status_json(fs->gw) : gateway_metrics_text(fs->gw);
+}
 
 struct control_file {
     enum control_name name;
@@ -40,8 +49,9 @@ int control_lookup(struct fs *fs, const struct fs_path *p, struct fs_attr *a, mo
         return 0;
     }
     switch (name_of(p)) {
-    case CONTROL_STATUS: {
-        char *text = fs->gw ? gateway_status_json(fs->gw) : NULL;
+    case CONTROL_STATUS:
+    case CONTROL_METRICS: {
+        char *text = snapshot(fs, name_of(p));
         a->size = text ? strlen(text) : 0;
         free(text);
         *mode = 0444;
@@ -75,8 +85,8 @@ int control_open(struct fs *fs, const struct fs_path *p, bool write, struct cont
     if (!f)
         return -ENOMEM;
     f->name = name;
-    if (name == CONTROL_STATUS) {
-        f->text = fs->gw ? gateway_status_json(fs->gw) : strdup("{}\n");
+    if (name != CONTROL_RETRY) {
+        f->text = snapshot(fs, name);
         if (!f->text) {
             free(f);
             return -ENOMEM;
@@ -89,7 +99,7 @@ int control_open(struct fs *fs, const struct fs_path *p, bool write, struct cont
 
 int control_read(struct control_file *f, char *buf, size_t size, off_t offset)
 {
-    if (f->name != CONTROL_STATUS)
+    if (f->name == CONTROL_RETRY)
         return -EBADF;
     if ((uint64_t)offset >= f->len)
         return 0;

@@ -4,10 +4,13 @@
 #include "fs.h"
 
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "resize.h"
 #include <fuse_lowlevel.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,8 +136,31 @@ struct program {
     struct s3client *s3_fs; /* the FUSE threads' */
     struct fs *fs;
     struct gateway *gw;
+    struct metrics *metrics;
+    struct notifier *notifier;
     struct fuse *fuse;
 };
+
+static struct metrics *make_metrics(const struct config *cfg)
+{
+    const char *names[CONF_MAX_SIZES];
+    for (size_t i = 0; i < cfg->resize.size_count; i++)
+        names[i] = cfg->resize.sizes[i].name;
+    return metrics_new(names, cfg->resize.size_count);
+}
+
+/* Notices not delivered at unmount wait in the cache folder for the next mount. */
+static struct notifier *make_notifier(struct program *p, struct s3_error *err)
+{
+    char host[256] = "", origin[300];
+    gethostname(host, sizeof(host) - 1);
+    snprintf(origin, sizeof(origin), "s3imgfs gateway on %s", host[0] ? host : "?");
+    struct notifier_options no = {.cfg = p->cfg,
+                                  .state_dir = p->cfg->gateway.cache_dir,
+                                  .origin = origin,
+                                  .metrics = p->metrics};
+    return notifier_new(&no, err);
+}
 
 static int load_config(struct program *p)
 {
@@ -163,11 +189,22 @@ static int prepare(struct program *p)
     if (check_buckets(p->cfg, p->s3) != 0)
         return -1;
     p->fs = fs_new(p->cfg, p->s3_fs);
-    struct gateway_options go = {p->cfg, p->s3, fs_key_changed, p->fs};
-    if (!p->fs || !(p->gw = gateway_new(&go, &err))) {
-        fprintf(stderr, "s3imgfs: %s\n", p->fs ? err.message : "out of memory");
+    p->metrics = make_metrics(p->cfg);
+    if (!p->fs || !p->metrics) {
+        fprintf(stderr, "s3imgfs: out of memory\n");
         return -1;
     }
+    struct gateway_options go = {p->cfg, p->s3, fs_key_changed, p->fs, NULL, p->metrics};
+    if (!(p->gw = gateway_new(&go, &err))) {
+        fprintf(stderr, "s3imgfs: %s\n", err.message);
+        return -1;
+    }
+    /* after gateway_new, which creates the cache folder and takes its lock */
+    if (!(p->notifier = make_notifier(p, &err))) {
+        fprintf(stderr, "s3imgfs: %s\n", err.message);
+        return -1;
+    }
+    gateway_set_notifier(p->gw, p->notifier);
     fs_set_gateway(p->fs, p->gw);
     return 0;
 }
@@ -185,11 +222,49 @@ static int start_workers(struct program *p)
         }
     }
     struct s3_error err = {0};
+    if (notifier_start(p->notifier, &err) != 0) {
+        log_error("%s", err.message);
+        return -1;
+    }
     if (gateway_start(p->gw, &err) != 0) {
         log_error("cannot start the workers: %s", err.message);
         return -1;
     }
     return 0;
+}
+
+static void on_sighup(int sig)
+{
+    (void)sig;
+    log_reopen_request();
+}
+
+/* The log as configured; SIGHUP (which libfuse would take as "unmount") reopens its file. */
+static int open_log(struct program *p)
+{
+    const struct config *cfg = p->cfg;
+    struct log_options lo = {
+        .level = p->cmd.debug ? LOG_LEVEL_DEBUG : (enum log_level)cfg->log.level,
+        .json = cfg->log.format == CONF_LOG_JSON,
+        .file = cfg->log.file[0] ? cfg->log.file : NULL,
+        .use_syslog = !p->cmd.foreground,
+        .ident = "s3imgfs",
+    };
+    char why[512];
+    if (log_open(&lo, why, sizeof(why)) != 0) {
+        fprintf(stderr, "s3imgfs: [log] file: %s\n", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Installed after libfuse's handlers, which would take SIGHUP as "unmount". */
+static void on_sighup_reopen(void)
+{
+    struct sigaction sa = {.sa_handler = on_sighup};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 static int run(struct program *p, struct fuse_args *args)
@@ -201,10 +276,10 @@ static int run(struct program *p, struct fuse_args *args)
         return 1;
     int rc = 1;
     struct fuse_session *se = fuse_get_session(p->fuse);
-    if (fuse_daemonize(p->cmd.foreground) != 0 || fuse_set_signal_handlers(se) != 0)
+    if (open_log(p) != 0 || fuse_daemonize(p->cmd.foreground) != 0 ||
+        fuse_set_signal_handlers(se) != 0)
         goto unmount;
-    log_setup(p->cmd.debug ? LOG_LEVEL_DEBUG : (enum log_level)p->cfg->log.level,
-              !p->cmd.foreground, "s3imgfs");
+    on_sighup_reopen();
     if (start_workers(p) != 0)
         goto signals;
     log_info("mounted s3://%s/%s on %s", p->cfg->s3.source_bucket, p->cfg->s3.source_prefix,
@@ -265,6 +340,8 @@ out:
     if (p.fuse)
         fuse_destroy(p.fuse);
     gateway_free(p.gw);
+    notifier_free(p.notifier, 3000); /* after the gateway: its workers post until they stop */
+    metrics_free(p.metrics);
     fs_free(p.fs);
     s3client_free(p.s3_fs);
     s3client_free(p.s3);

@@ -117,6 +117,8 @@ static void dir_counts_adjust(struct gateway *gw, const char *key, int delta)
 void gw_entry_set_data(struct gateway *gw, struct gw_entry *e, struct gw_data *d)
 {
     bool had = e->data != NULL;
+    if (e->data != d)
+        e->etag[0] = '\0'; /* the ETag was of the bytes that go */
     e->data = d;
     if (had != (d != NULL))
         dir_counts_adjust(gw, e->key, d ? 1 : -1);
@@ -415,6 +417,8 @@ struct gateway *gateway_new(const struct gateway_options *opts, struct s3_error 
     gw->s3 = opts->s3;
     gw->on_changed = opts->on_changed;
     gw->on_changed_ctx = opts->on_changed_ctx;
+    gw->notifier = opts->notifier;
+    gw->metrics = opts->metrics;
     gw->next_seq = 1;
     gw->start_time = time(NULL);
     pthread_mutex_init(&gw->lock, NULL);
@@ -439,6 +443,11 @@ struct gateway *gateway_new(const struct gateway_options *opts, struct s3_error 
         return NULL;
     }
     return gw;
+}
+
+void gateway_set_notifier(struct gateway *gw, struct notifier *n)
+{
+    gw->notifier = n;
 }
 
 int gateway_start(struct gateway *gw, struct s3_error *err)
@@ -731,9 +740,10 @@ static int close_version(struct gateway *gw, struct gw_entry *e, struct gw_data 
     if (state != GW_LOCAL_ONLY)
         rc = rec.key ? make_close_durable(gw, d, &rec) : -ENOMEM;
     if (rc != 0)
-        log_error("%s: cannot make the file durable in the spool (%s): it is kept and uploaded "
-                  "anyway",
-                  rec.key ? rec.key : "?", strerror(-rc));
+        log_key_error(rec.key, NULL,
+                      "cannot make the file durable in the spool (%s): it is kept and uploaded "
+                      "anyway",
+                      strerror(-rc));
     free(rec.key);
     pthread_mutex_lock(&gw->lock);
     d->committing = false;
@@ -758,9 +768,10 @@ void gateway_file_write_failed(struct gateway *gw, struct gw_file *f, int err)
 static void drop_failed_version(struct gateway *gw, struct gw_entry *e)
 {
     const char *why = strerror(e->data->write_error);
-    log_error("%s: a write failed (%s): this version is not uploaded; the file keeps its "
-              "previous content (write it again)",
-              e->key, why);
+    log_key_error(e->key, NULL,
+                  "a write failed (%s): this version is not uploaded; the file keeps its "
+                  "previous content (write it again)",
+                  why);
     data_drop(gw, e->data);
     gw_entry_set_data(gw, e, NULL);
     if (e->base) { /* the version before this writer: it goes (on) up */
@@ -773,6 +784,9 @@ static void drop_failed_version(struct gateway *gw, struct gw_entry *e)
     }
     gw_finish(gw, e, GW_FAILED); /* kept a while for its status, like finished files */
     gw_set_failed(gw, e, "a write failed (%s): this version was not uploaded", why);
+    gw_notify_failed(gw, e, NULL, "upload_failed",
+                     "nothing was uploaded; the object keeps its previous content: free space "
+                     "for the gateway's cache and write the file again");
 }
 
 int gateway_file_put(struct gateway *gw, struct gw_file *f)

@@ -22,6 +22,8 @@
 #define S3IMGFS_GATEWAY_H
 
 #include "conf.h"
+#include "metrics.h"
+#include "notify.h"
 #include "s3client.h"
 
 #include <stdbool.h>
@@ -58,12 +60,17 @@ struct gateway_options {
     struct s3client *s3;      /* borrowed; thread-safe */
     gw_changed_fn on_changed; /* may be NULL */
     void *on_changed_ctx;
+    struct notifier *notifier; /* borrowed; a notice per finished or failed file; may be NULL */
+    struct metrics *metrics;   /* borrowed; counters and resize times; may be NULL */
 };
 
 /* Opens the spool under cfg->gateway.cache_dir (created 0700 if missing), takes its lock (one
  * gateway per cache_dir) and reads the journal. Starts no thread (call it before daemonizing).
  * Returns NULL and fills err ("LocalIOError" with the path and what to do) on failure. */
 struct gateway *gateway_new(const struct gateway_options *opts, struct s3_error *err);
+
+/* Sets (before gateway_start) the notifier that announces each finished or failed file. */
+void gateway_set_notifier(struct gateway *gw, struct notifier *n);
 
 /* Starts the workers and queues the work found in the journal. */
 int gateway_start(struct gateway *gw, struct s3_error *err);
@@ -202,5 +209,10 @@ void gateway_stats(struct gateway *gw, struct gw_stats *out);
 /* The queue as JSON (what MOUNTPOINT/.s3imgfs/status shows): files per state, bytes pending,
  * totals since the mount, and the last failures with their reasons. malloc'd; NULL on ENOMEM. */
 char *gateway_status_json(struct gateway *gw);
+
+/* The metrics (what MOUNTPOINT/.s3imgfs/metrics shows) as Prometheus text: the counters and
+ * resize times of gateway_options.metrics plus the queue's gauges (docs/monitoring.md).
+ * malloc'd; NULL on ENOMEM; "" without metrics. */
+char *gateway_metrics_text(struct gateway *gw);
 
 #endif

@@ -3,6 +3,8 @@
 #define S3IMGFS_GATEWAY_INTERNAL_H
 
 #include "gateway.h"
+#include "metrics.h"
+#include "notify.h"
 #include "spool.h"
 
 #include <pthread.h>
@@ -47,6 +49,7 @@ struct gw_entry {
     bool maybe_sent;   /* was being uploaded when the gateway stopped: S3 may have it already */
     char *reason;      /* GW_FAILED */
     char *format;      /* sniffed image format ("jpeg"), NULL for other files */
+    char etag[128];    /* of the upload of `data` ("" = unknown): saves the resize a HEAD */
     char *renditions;  /* the keys the last resize wrote, one per line */
     struct gw_entry *hash_next;
     struct gw_entry *done_next, *done_prev; /* the FIFO of finished entries kept for their
@@ -87,6 +90,8 @@ struct dir_count;
 struct gateway {
     const struct config *cfg;
     struct s3client *s3;
+    struct notifier *notifier; /* may be NULL */
+    struct metrics *metrics;   /* may be NULL */
     gw_changed_fn on_changed;
     void *on_changed_ctx;
     struct spool *spool;
@@ -123,6 +128,7 @@ struct gateway {
     time_t start_time;
     uint64_t batch_done; /* files finished since the queue was last seen empty */
     time_t last_probe;   /* when a GW_TASK_PROBE was last queued */
+    time_t last_emf;     /* when the metrics were last written to the log */
     bool probing;        /* one is queued or running */
     uint64_t requeued;   /* files gateway_retry re-queued */
     /* bytes uploaded (in-flight ones included) at each of the timer's last RATE_SAMPLES
@@ -153,6 +159,21 @@ void gw_entry_set_data(struct gateway *gw, struct gw_entry *e, struct gw_data *d
 void gw_data_set_upload(struct gateway *gw, struct gw_data *d, const char *key,
                         const char *upload_id, uint64_t part_size);
 
+struct gw_job;
+/* notices.c: the notice of one file's result (lock held or not: nothing here takes it) */
+void gw_notify_done(struct gateway *gw, const struct gw_job *job, const char *event);
+/* e failed for good (e->reason): `event` "upload_failed" or "resize_failed"; `action` what
+ * happens to the file now. With the lock held. */
+void gw_notify_failed(struct gateway *gw, const struct gw_entry *e, const struct gw_job *job,
+                      const char *event, const char *action);
+/* "v<hex id>": names one version of a file in the log and in its notice. */
+void gw_request_id(uint64_t data_id, char *out, size_t len);
+double gw_now_ms(void);
+
+/* status.c: the metrics as CloudWatch EMF lines, for the log ([log] metrics_seconds). Without
+ * the lock. malloc'd. */
+char *gw_metrics_emf(struct gateway *gw);
+
 /* workers.c */
 void gw_queue_init(struct gw_queue *q);
 void gw_queue_destroy(struct gw_queue *q);
@@ -171,13 +192,20 @@ struct gw_job {
     uint64_t seq;
     mode_t mode;
     struct timespec mtime;
-    char *format;       /* sniffed image format or NULL (set by gw_upload) */
-    char etag[128];     /* the uploaded object's (set by gw_upload) */
-    uint64_t size;      /* bytes uploaded (set by gw_upload) */
-    char *renditions;   /* the keys written, one per line (set by gw_make_renditions) */
-    uint64_t *progress; /* bytes sent, for the status file (the entry's `sent`) */
-    bool mtime_set;     /* the entry's */
-    bool maybe_sent;    /* the entry's: check S3 before sending */
+    char *format;     /* sniffed image format or NULL (set by gw_upload) */
+    char etag[128];   /* the uploaded object's (set by gw_upload) */
+    uint64_t size;    /* bytes uploaded (set by gw_upload) */
+    char *renditions; /* the keys written, one per line (set by gw_make_renditions) */
+    /* what gw_make_renditions made, for the notice (keys owned; NULL when the renditions were
+     * already there) */
+    struct notify_rendition *made;
+    size_t made_count;
+    unsigned width, height; /* the source image's (set by gw_make_renditions) */
+    double started_ms;      /* CLOCK_MONOTONIC ms when the job began */
+    char request_id[24];    /* the version's, for the log and the notice */
+    uint64_t *progress;     /* bytes sent, for the status file (the entry's `sent`) */
+    bool mtime_set;         /* the entry's */
+    bool maybe_sent;        /* the entry's: check S3 before sending */
 };
 int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reason_len,
               bool *transient);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 bool gw_is_image_format(const char *format)
 {
@@ -73,7 +74,34 @@ struct put_ctx {
     char *keys; /* one per line */
     size_t keys_len;
     bool transient; /* a put failed for a reason that may pass */
+    double put_ms;  /* time spent putting renditions (not resizing) */
 };
+
+/* Remembers a rendition for the notice (the key is taken over) and counts it. */
+static void note_made(struct put_ctx *p, const struct rendition *r, char *key)
+{
+    struct gw_job *job = p->job;
+    struct notify_rendition *made = realloc(job->made, (job->made_count + 1) * sizeof(*made));
+    if (!made) {
+        free(key);
+        return;
+    }
+    job->made = made;
+    made[job->made_count++] = (struct notify_rendition){
+        .size = r->size->name,
+        .key = key,
+        .width = (unsigned)r->width,
+        .height = (unsigned)r->height,
+        .format = r->format,
+        .bytes = r->len,
+    };
+    struct metrics *m = p->gw->metrics;
+    if (m) {
+        metrics_add(m, METRICS_RENDITIONS, 1);
+        metrics_add(m, METRICS_RENDITION_BYTES, r->len);
+        metrics_observe_resize(m, (size_t)(r->size - p->gw->cfg->resize.sizes), r->ms / 1e3);
+    }
+}
 
 static int append_key(struct put_ctx *p, const char *key)
 {
@@ -98,7 +126,14 @@ static int put_rendition(void *ctx, const struct rendition *r)
         snprintf(p->reason, p->reason_len, "out of memory");
         return -1;
     }
-    struct aws_header meta[] = {{"source-etag", p->job->etag}, {"source-key", p->job->key}};
+    /* Metadata must be printable ASCII: the key goes percent-encoded ('/' kept), as in URLs. */
+    char *source_key = aws_uri_encode(p->job->key, strlen(p->job->key), true);
+    if (!source_key) {
+        free(key);
+        snprintf(p->reason, p->reason_len, "out of memory");
+        return -1;
+    }
+    struct aws_header meta[] = {{"source-etag", p->job->etag}, {"source-key", source_key}};
     struct s3_put_options put = {
         .content_type = r->mime,
         .metadata = meta,
@@ -108,14 +143,20 @@ static int put_rendition(void *ctx, const struct rendition *r)
     };
     struct s3_body body = s3_body_mem(r->data, r->len);
     struct s3_error err = {0};
+    double t0 = gw_now_ms();
     int rc = s3_put_object(p->gw->s3, cfg->s3.destination_bucket, key, &body, &put, NULL, &err);
+    p->put_ms += gw_now_ms() - t0;
+    free(source_key);
     if (rc != 0) {
         snprintf(p->reason, p->reason_len, "rendition %s: %s", r->size->name, err.message);
         p->transient = gw_is_transient(&err);
     } else {
         p->made++;
         append_key(p, key);
-        log_debug("rendition %s: %dx%d %s, %zu bytes", key, r->width, r->height, r->format, r->len);
+        log_key_debug(p->job->key, p->job->request_id, "rendition %s: %dx%d %s, %zu bytes", key,
+                      r->width, r->height, r->format, r->len);
+        note_made(p, r, key);
+        key = NULL;
     }
     free(key);
     return rc;
@@ -170,8 +211,12 @@ int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, siz
     *transient = false;
     const struct config *cfg = gw->cfg;
     fill_etag(gw, job);
+    struct stat st_src;
+    if (fstat(job->data->fd, &st_src) == 0)
+        job->size = (uint64_t)st_src.st_size;
     if (renditions_current(gw, job)) {
-        log_info("%s: renditions already made from this version, skipped", job->key);
+        log_key_info(job->key, job->request_id,
+                     "renditions already made from this version, skipped");
         return 0;
     }
     struct resize_options opts = {
@@ -181,17 +226,22 @@ int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, siz
         .max_file_bytes = (uint64_t)cfg->resize.max_file_mb << 20,
         .background = cfg->resize.background,
     };
-    struct put_ctx p = {gw, job, reason, reason_len, 0, NULL, 0, false};
+    struct put_ctx p = {gw, job, reason, reason_len, 0, NULL, 0, false, 0};
     struct resize_error rerr = {{0}};
     struct resize_source_info info = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     enum resize_status st = resize_fd(job->data->fd, &opts, put_rendition, &p, &info, &rerr);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    job->width = info.width > 0 ? (unsigned)info.width : 0;
+    job->height = info.height > 0 ? (unsigned)info.height : 0;
     if (st == RESIZE_OK) {
-        log_info("resized %s (%dx%d %s): %zu renditions in %.0f ms", job->key, info.width,
-                 info.height, info.format ? info.format : "?", p.made,
-                 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+        double total_ms =
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        if (gw->metrics)
+            metrics_observe_image(gw->metrics, (total_ms - p.put_ms) / 1e3);
+        log_key_info(job->key, job->request_id, "resized (%dx%d %s): %zu renditions in %.0f ms",
+                     info.width, info.height, info.format ? info.format : "?", p.made, total_ms);
         job->renditions = p.keys;
         return 0;
     }
@@ -215,9 +265,9 @@ static void delete_renditions(struct gateway *gw, const char *key)
     size_t failed = 0;
     if (n && s3_delete_objects(gw->s3, gw->cfg->s3.destination_bucket, (const char *const *)keys, n,
                                &failed, &err) != 0)
-        log_warn("%s: %zu rendition(s) could not be deleted: %s", key, failed, err.message);
+        log_key_warn(key, NULL, "%zu rendition(s) could not be deleted: %s", failed, err.message);
     else if (n)
-        log_debug("%s: renditions deleted", key);
+        log_key_debug(key, NULL, "renditions deleted");
     for (size_t i = 0; i < n; i++)
         free(keys[i]);
     free(keys);

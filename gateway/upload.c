@@ -99,11 +99,12 @@ void gw_abort_upload(struct gateway *gw, const char *key, const char *upload_id)
     struct s3_error err = {0};
     if (s3_multipart_abort(gw->s3, gw->cfg->s3.source_bucket, key, upload_id, &err) == 0 ||
         strcmp(err.code, "NoSuchUpload") == 0)
-        log_info("%s: unfinished multipart upload aborted", key);
+        log_key_info(key, NULL, "unfinished multipart upload aborted");
     else
-        log_warn("%s: cannot abort the unfinished multipart upload %s (%s); a lifecycle rule "
-                 "(AbortIncompleteMultipartUpload) or s3imgfs-s3 can remove it",
-                 key, upload_id, err.message);
+        log_key_warn(key, NULL,
+                     "cannot abort the unfinished multipart upload %s (%s); a lifecycle rule "
+                     "(AbortIncompleteMultipartUpload) or s3imgfs-s3 can remove it",
+                     upload_id, err.message);
 }
 
 /* A file that was being uploaded when the gateway stopped: when S3 has exactly its bytes (the
@@ -117,7 +118,8 @@ static bool already_sent(struct gateway *gw, struct gw_job *job, const struct s3
     if (same) {
         snprintf(job->etag, sizeof(job->etag), "%s", info.etag);
         job->size = body->length;
-        log_info("%s: already in S3 (sent before the gateway stopped): not sent again", job->key);
+        log_key_info(job->key, job->request_id,
+                     "already in S3 (sent before the gateway stopped): not sent again");
     }
     s3_object_info_clear(&info);
     return same;
@@ -164,8 +166,9 @@ int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reaso
                                  &result, &err);
     resume_after(gw, job, &resume);
     if (resume.parts_reused && !streamed)
-        log_info("%s: resumed a multipart upload, %u parts were already in S3", job->key,
-                 resume.parts_reused);
+        log_key_info(job->key, job->request_id,
+                     "resumed a multipart upload, %u parts were already in S3",
+                     resume.parts_reused);
     if (rc != 0) {
         snprintf(reason, reason_len, "%s", err.message);
         *transient = gw_is_transient(&err);
@@ -179,11 +182,12 @@ int gw_upload(struct gateway *gw, struct gw_job *job, char *reason, size_t reaso
     pthread_mutex_unlock(&gw->lock);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     if (streamed)
-        log_info("uploaded %s (%" PRIu64 " bytes, %s) in %.0f ms after close; %u parts went up "
-                 "while it was written",
-                 job->key, (uint64_t)st.st_size, mime, ms, resume.parts_reused);
+        log_key_info(job->key, job->request_id,
+                     "uploaded (%" PRIu64 " bytes, %s) in %.0f ms after close; %u parts went up "
+                     "while it was written",
+                     (uint64_t)st.st_size, mime, ms, resume.parts_reused);
     else
-        log_info("uploaded %s (%" PRIu64 " bytes, %s) in %.0f ms", job->key, (uint64_t)st.st_size,
-                 mime, ms);
+        log_key_info(job->key, job->request_id, "uploaded (%" PRIu64 " bytes, %s) in %.0f ms",
+                     (uint64_t)st.st_size, mime, ms);
     return 0;
 }

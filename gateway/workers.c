@@ -230,6 +230,19 @@ static void run_probe(struct gateway *gw)
         log_info("S3 answers again: %zu file%s waiting for a retry go now", n, n == 1 ? "" : "s");
 }
 
+static void write_emf(struct gateway *gw)
+{
+    char *lines = gw_metrics_emf(gw);
+    for (char *line = lines, *end; line && *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (!end)
+            break;
+        *end = '\0';
+        log_line_raw(line);
+    }
+    free(lines);
+}
+
 static void *timer_main(void *arg)
 {
     struct gateway *gw = arg;
@@ -249,7 +262,13 @@ static void *timer_main(void *arg)
         gw->spool_full = full;
         sample_progress(gw, &scan);
         probe_if_waiting(gw, now, scan.waiting);
+        unsigned emf_every = gw->cfg->log.metrics_seconds;
+        bool emf = gw->metrics && emf_every && now - gw->last_emf >= (time_t)emf_every;
+        if (emf)
+            gw->last_emf = now;
         pthread_mutex_unlock(&gw->lock); /* appends go on meanwhile (under the gateway lock) */
+        if (emf)
+            write_emf(gw);
         int rc = spool_compact(gw->spool, false);
         if (rc != 0)
             log_warn("cannot compact the spool's journal: %s (it keeps growing)", strerror(-rc));
@@ -274,6 +293,9 @@ static void job_take(struct gw_entry *e, struct gw_job *job)
     job->progress = &e->sent;
     job->mtime_set = e->mtime_set;
     job->maybe_sent = e->maybe_sent;
+    gw_request_id(e->data->id, job->request_id, sizeof(job->request_id));
+    snprintf(job->etag, sizeof(job->etag), "%s", e->etag);
+    job->started_ms = gw_now_ms();
     e->maybe_sent = false;
     e->sent = 0;
     e->data->refs++;
@@ -286,6 +308,9 @@ static void job_release(struct gateway *gw, struct gw_job *job)
     free(job->key);
     free(job->format);
     free(job->renditions);
+    for (size_t i = 0; i < job->made_count; i++)
+        free((char *)job->made[i].key);
+    free(job->made);
 }
 
 /* After a worker's step: was the entry renamed, rewritten or removed meanwhile? Then the
@@ -332,9 +357,21 @@ static void retry_later(struct gateway *gw, struct gw_entry *e, const char *what
     unsigned wait = (1u << shift) / 2 + (unsigned)random() % ((1u << shift) / 2 + 1);
     e->retry_at = time(NULL) + (time_t)wait;
     gw->stats.retries++;
+    if (gw->metrics && strcmp(what, "upload") == 0)
+        metrics_add(gw->metrics, METRICS_UPLOAD_RETRIES, 1);
     free(e->reason);
     e->reason = strdup(reason);
-    log_warn("%s: %s failed (%s); retrying in %u s", e->key, what, reason, wait);
+    char rid[24] = "";
+    if (e->data)
+        gw_request_id(e->data->id, rid, sizeof(rid));
+    log_key_warn(e->key, rid, "%s failed (%s); retrying in %u s", what, reason, wait);
+}
+
+/* With [resize] mode = lambda the function announces images itself. */
+static bool lambda_notifies(struct gateway *gw, const struct gw_job *job)
+{
+    return gw->cfg->resize.mode == CONF_RESIZE_LAMBDA && job->format &&
+           gw_is_image_format(job->format);
 }
 
 static void upload_one(struct gateway *gw, struct gw_entry *e)
@@ -357,6 +394,7 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
     if (rc == 0 && e->data == job.data) { /* what this version turned out to be */
         free(e->format);
         e->format = job.format ? strdup(job.format) : NULL;
+        snprintf(e->etag, sizeof(e->etag), "%s", job.etag);
     }
     if (overtaken(gw, e, &job, &delete_old)) {
         if (delete_old && rc == 0) {
@@ -371,10 +409,20 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
         retry_later(gw, e, "upload", reason);
     } else if (rc != 0) {
         gw_set_failed(gw, e, "%s", reason);
-        log_error("%s: upload failed: %s (the file is kept in the spool)", e->key, reason);
+        log_key_error(e->key, job.request_id, "upload failed: %s (the file is kept in the spool)",
+                      reason);
+        if (gw->metrics)
+            metrics_add(gw->metrics, METRICS_UPLOAD_FAILURES, 1);
+        gw_notify_failed(gw, e, &job, "upload_failed",
+                         "the file is kept in the gateway's spool; fix the cause, then run "
+                         "'s3imgfs retry MOUNTPOINT' or touch the file");
     } else {
         e->attempts = 0;
         gw->stats.uploads_done++;
+        if (gw->metrics) {
+            metrics_add(gw->metrics, METRICS_UPLOADS, 1);
+            metrics_add(gw->metrics, METRICS_UPLOAD_BYTES, job.size);
+        }
         if (wants_resize(gw, &job)) {
             e->state = GW_UPLOADED;
             gw_record(gw, e);
@@ -382,6 +430,8 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
             gw_queue_push(&gw->resize_q, e);
         } else {
             gw_finish(gw, e, GW_UPLOADED);
+            if (!lambda_notifies(gw, &job))
+                gw_notify_done(gw, &job, "uploaded");
         }
     }
     if (rc == 0 && !e->unlinked && strcmp(e->key, job.key) == 0) {
@@ -417,7 +467,11 @@ static void resize_one(struct gateway *gw, struct gw_entry *e)
         retry_later(gw, e, "renditions", reason);
     } else if (rc != 0) {
         gw_set_failed(gw, e, "%s", reason);
-        log_error("%s: %s", e->key, reason);
+        log_key_error(e->key, job.request_id, "%s", reason);
+        if (gw->metrics)
+            metrics_add(gw->metrics, METRICS_RESIZE_FAILURES, 1);
+        gw_notify_failed(gw, e, &job, "resize_failed",
+                         "the original is in the source bucket; no renditions were made");
         /* The upload itself succeeded: the data need not stay in the spool. */
         e->data->obsolete = true;
         gw_data_put(gw, e->data);
@@ -427,7 +481,10 @@ static void resize_one(struct gateway *gw, struct gw_entry *e)
         e->renditions = job.renditions;
         job.renditions = NULL;
         gw->stats.renditions_done++;
+        if (gw->metrics)
+            metrics_add(gw->metrics, METRICS_IMAGES, 1);
         gw_finish(gw, e, GW_DONE);
+        gw_notify_done(gw, &job, "resized");
     }
     job_release(gw, &job);
 }

@@ -2,11 +2,12 @@
 # The whole test suite, on a fresh Debian 12 machine or a developer's:
 #   1. installs what it needs (scripts/install-deps.sh, npm packages for fauxqs);
 #   2. starts the servers the integration tests use, on 127.0.0.1 (Ceph radosgw, fauxqs,
-#      aiosmtpd), once for the whole run, and stops them on exit whatever happens;
+#      aiosmtpd, a webhook receiver), once for the whole run, and stops them on exit whatever
+#      happens;
 #   3. builds and runs every test twice: a normal build and an ASan+UBSan build.
 # Usage: tests/run.sh [--no-sanitize] [meson test arguments...]
 # Env: S3IMGFS_TEST_STATE (state folder; default a new /tmp folder), S3IMGFS_RGW_PORT (7480),
-#      S3IMGFS_SNS_PORT (4566), S3IMGFS_SMTP_PORT (2525).
+#      S3IMGFS_SNS_PORT (4566), S3IMGFS_SMTP_PORT (2525), S3IMGFS_WEBHOOK_PORT (8088).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -23,6 +24,7 @@ fi
 
 state=${S3IMGFS_TEST_STATE:-$(mktemp -d /tmp/s3imgfs-test.XXXXXX)}
 stop_servers() {
+  "$root/scripts/servers/webhook-stop.sh" "$state" || true
   "$root/scripts/servers/smtp-stop.sh" "$state" || true
   "$root/scripts/servers/fauxqs-stop.sh" "$state" || true
   "$root/scripts/servers/rgw-stop.sh" "$state" --purge || true
@@ -32,6 +34,7 @@ trap stop_servers EXIT
 scripts/servers/rgw-start.sh "$state" "${S3IMGFS_RGW_PORT:-7480}"
 scripts/servers/fauxqs-start.sh "$state" "${S3IMGFS_SNS_PORT:-4566}"
 scripts/servers/smtp-start.sh "$state" "${S3IMGFS_SMTP_PORT:-2525}"
+scripts/servers/webhook-start.sh "$state" "${S3IMGFS_WEBHOOK_PORT:-8088}"
 # shellcheck disable=SC1091
 source "$state/env.sh"
 export S3IMGFS_REQUIRE_SERVERS=1
