@@ -53,6 +53,7 @@ struct notifier {
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    pthread_cond_t idle_cond; /* a message left the queue for good (notifier_flush) */
     pthread_t thread;
     bool started, stopping;
     int64_t drain_until_ms; /* while stopping: keep sending until then */
@@ -256,6 +257,7 @@ static void deliver(struct notifier *n, struct pending *p)
         queue_push(n, p);
         return;
     }
+    pthread_cond_broadcast(&n->idle_cond);
     n->stats.sent++;
     if (n->metrics)
         metrics_add(n->metrics, METRICS_NOTICES, 1);
@@ -279,6 +281,12 @@ static void close_digest(struct notifier *n, bool force)
         log_error("notices: out of memory; a digest of %u file(s) was not sent",
                   notify_digest_count(n->digest));
     notify_digest_reset(n->digest);
+}
+
+static void wait_until_idle(struct notifier *n, int64_t deadline_ms)
+{
+    struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000};
+    pthread_cond_timedwait(&n->idle_cond, &n->lock, &ts);
 }
 
 static void wait_until(struct notifier *n, int64_t wake_ms)
@@ -489,6 +497,7 @@ struct notifier *notifier_new(const struct notifier_options *opts, struct s3_err
     n->metrics = opts->metrics;
     pthread_mutex_init(&n->lock, NULL);
     pthread_cond_init(&n->cond, NULL);
+    pthread_cond_init(&n->idle_cond, NULL);
     n->sinks = (cfg->notify.sns_topic_arn[0] ? 1u << SINK_SNS : 0) |
                (cfg->notify.webhook_url[0] ? 1u << SINK_WEBHOOK : 0) |
                (cfg->notify.smtp_url[0] ? 1u << SINK_SMTP : 0);
@@ -582,6 +591,21 @@ void notifier_get_stats(struct notifier *n, struct notifier_stats *out)
     pthread_mutex_unlock(&n->lock);
 }
 
+size_t notifier_flush(struct notifier *n, unsigned timeout_ms)
+{
+    if (!n || !n->started)
+        return 0;
+    int64_t deadline = now_ms() + timeout_ms;
+    pthread_mutex_lock(&n->lock);
+    while ((n->head || n->busy) && now_ms() < deadline) {
+        pthread_cond_signal(&n->cond);
+        wait_until_idle(n, deadline);
+    }
+    size_t left = n->count + (n->busy ? 1 : 0);
+    pthread_mutex_unlock(&n->lock);
+    return left;
+}
+
 void notifier_free(struct notifier *n, unsigned drain_ms)
 {
     if (!n)
@@ -609,6 +633,7 @@ void notifier_free(struct notifier *n, unsigned drain_ms)
     free(n->state_path);
     free(n->origin);
     pthread_cond_destroy(&n->cond);
+    pthread_cond_destroy(&n->idle_cond);
     pthread_mutex_destroy(&n->lock);
     free(n);
 }

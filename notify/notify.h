@@ -171,6 +171,11 @@ struct notifier_stats {
 void notifier_get_stats(struct notifier *n, struct notifier_stats *out);
 const char *notifier_sink_name(unsigned sink); /* "sns", "webhook", "smtp" */
 
+/* Waits until every queued notice is delivered (or given up) or timeout_ms passed; returns
+ * how many are still pending. A function calls it before it answers (Lambda freezes the
+ * process between invocations). The open digest is not sent early. */
+size_t notifier_flush(struct notifier *n, unsigned timeout_ms);
+
 /* Sends the open digest, tries to deliver what is queued for up to `drain_ms`, saves the rest
  * to state_dir, stops the thread and frees everything. NULL is fine. */
 void notifier_free(struct notifier *n, unsigned drain_ms);

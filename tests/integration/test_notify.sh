@@ -371,7 +371,7 @@ EOF
 }
 
 t_sighup() {
-  [ -n "$fs_pid" ] && is_mounted || { diag "not mounted"; return 1; }
+  { [ -n "$fs_pid" ] && is_mounted; } || { diag "not mounted"; return 1; }
   mv "$tmp/json.log" "$tmp/json.log.1"
   kill -HUP "$fs_pid"
   printf 'after the rotation\n' >"$mnt/rotated.txt"
@@ -431,9 +431,54 @@ t_saved_at_unmount() {
   mount_fs || return 1
   got=$(receive "$tmp/sns-saved.jsonl" 2 30)
   expect "saved notices delivered by the next mount" 2 "$got" || return 1
-  grep -q 'saved1.txt' "$tmp/sns-saved.jsonl" && grep -q 'saved2.txt' "$tmp/sns-saved.jsonl" ||
+  { grep -q 'saved1.txt' "$tmp/sns-saved.jsonl" && grep -q 'saved2.txt' "$tmp/sns-saved.jsonl"; } ||
     { diag "the delivered notices are not those of saved1/2.txt"; return 1; }
   [ ! -e "$tmp/cache/notices.pending" ] || { diag "notices.pending is still there"; return 1; }
+}
+
+# A permanent upload failure (a wrong key) is announced with the reason and what to do; once the
+# key is fixed and `s3imgfs retry` runs, the upload is announced.
+set_secret() { sed -i "s/^secret_access_key = .*/secret_access_key = $1/" "$conf"; }
+t_upload_failed() {
+  is_mounted || { diag "not mounted"; return 1; }
+  receive "$tmp/sns-drop2.jsonl" 0 1 >/dev/null
+  # A new folder: its (empty) listing is cached, so creating the file needs no lookup in S3,
+  # which the wrong key would refuse (EACCES).
+  mkdir "$mnt/cred" || return 1
+  set_secret "wrong-$RANDOM-secret"
+  printf 'credentials\n' >"$mnt/cred/cred.txt" || { set_secret "$secret_key"; return 1; }
+  wait_status "$mnt/cred/cred.txt" failed 30 || { set_secret "$secret_key"; return 1; }
+  set_secret "$secret_key"
+  local got
+  got=$(receive "$tmp/sns-cred.jsonl" 1 30)
+  expect "notices of the failed upload" 1 "$got" || return 1
+  "$fs" retry "$mnt" "$mnt/cred/cred.txt" >/dev/null || { diag "s3imgfs retry failed"; return 1; }
+  wait_status "$mnt/cred/cred.txt" uploaded || return 1
+  got=$(receive "$tmp/sns-cred.jsonl" 1 30)
+  expect "notices after the retry" 1 "$got" || return 1
+  "$PY" - "$tmp/sns-cred.jsonl" <<'PYEOF'
+import json, sys
+rows = []
+for line in open(sys.argv[1]):
+    env = json.loads(line)
+    m = json.loads(env["Message"])
+    rows.append((env, json.loads(m["default"]) if "default" in m else m))
+bad = []
+(e1, m1), (e2, m2) = rows
+if (m1.get("key"), m1.get("status"), m1.get("event")) != ("cred/cred.txt", "failed", "upload_failed"):
+    bad.append(f"first notice: {m1}")
+if "SignatureDoesNotMatch" not in m1.get("reason", "") and "signature" not in m1.get("reason", "").lower():
+    bad.append(f"the reason does not say the key is wrong: {m1.get('reason')!r}")
+if "s3imgfs retry" not in m1.get("action", ""):
+    bad.append(f"the action does not say how to retry: {m1.get('action')!r}")
+if "FAILED" not in e1.get("Subject", "").upper():
+    bad.append(f"subject of the failure: {e1.get('Subject')!r}")
+if (m2.get("key"), m2.get("status"), m2.get("event")) != ("cred/cred.txt", "done", "uploaded"):
+    bad.append(f"second notice: {m2}")
+for b in bad:
+    print("#   " + b)
+sys.exit(1 if bad else 0)
+PYEOF
 }
 
 # ---- case 3: digest ----------------------------------------------------------------------------
@@ -488,6 +533,7 @@ case_ "[log] format = json: every line parses; lines about a file carry its key 
 case_ "SIGHUP reopens [log] file (logrotate) and does not unmount" t_sighup
 case_ "SNS down: uploads and resizes go on, webhook and mail get their notices, SNS gets them once back" t_sns_down
 case_ "notices not delivered at unmount are saved in cache_dir and sent by the next mount" t_saved_at_unmount
+case_ "a permanent upload failure (wrong key) is announced with reason and action; the upload after s3imgfs retry too" t_upload_failed
 case_ "digest_seconds: a burst of 100 files (2 broken) gives one notice with the right counts" t_digest
 if is_mounted; then unmount_fs || true; fi
 case_ "no sanitizer report from the gateway (ASan/UBSan builds)" no_sanitizer_report

@@ -1,0 +1,6 @@
+#include "lambda.h"
+
+int main(void)
+{
+    return 1;
+}
