@@ -777,8 +777,9 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     return rc;
 }
 
-/* Each close(): with [gateway] sync_upload, the last writer's close waits for the upload and
- * reports a failure as EIO. */
+/* Each close(): the gateway records the version as it is (it survives a crash before the
+ * release that follows); with [gateway] sync_upload, the last writer's close waits for the
+ * upload and reports a failure as EIO. */
 static int fs_flush(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
@@ -786,6 +787,8 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
     struct handle *h = handle_of(fi);
     if (h->kind == HANDLE_CONTROL)
         return control_flush(fs, h->control);
+    if (h->kind == HANDLE_SPOOL && h->writer && !fs->cfg->gateway.sync_upload)
+        gateway_file_flushed(fs->gw, h->file);
     if (!fs->cfg->gateway.sync_upload || !h->writer || h->kind != HANDLE_SPOOL)
         return 0;
     struct s3_error err = {0};

@@ -662,9 +662,43 @@ void gateway_file_wrote(struct gateway *gw, struct gw_file *f, uint64_t offset, 
     pthread_mutex_lock(&gw->lock);
     struct gw_entry *e = f->entry;
     clock_gettime(CLOCK_REALTIME, &e->mtime);
+    f->data->writes++;
     if (e->data == f->data && !f->data->committed && !f->data->committing)
         gw_stream_wrote(gw, e, f->data, offset, len ? offset + len : 0);
     pthread_mutex_unlock(&gw->lock);
+}
+
+/* The "F" line of e's version d (being written), as it is now. With the lock held. */
+static int record_flushed(struct gateway *gw, struct gw_entry *e, struct gw_data *d)
+{
+    struct stat st;
+    enum gw_state state = state_after_close(gw, e->key);
+    if (state == GW_LOCAL_ONLY || fstat(d->fd, &st) != 0)
+        return 0; /* junk is never uploaded; without fstat the line could not be checked */
+    struct spool_record rec = {.id = d->id,
+                               .seq = gw->next_seq++,
+                               .key = e->key,
+                               .state = state,
+                               .mode = e->mode,
+                               .mtime = e->mtime};
+    d->flushed = true;
+    d->flushed_writes = d->writes;
+    return spool_write_flushed(gw->spool, &rec, (uint64_t)st.st_size, &st.st_mtim);
+}
+
+int gateway_file_flushed(struct gateway *gw, struct gw_file *f)
+{
+    pthread_mutex_lock(&gw->lock);
+    struct gw_entry *e = f->entry;
+    struct gw_data *d = f->data;
+    int rc = 0;
+    if (f->writer && !f->closed_early && e->data == d && !d->committed && !d->committing &&
+        !d->write_error && !e->unlinked && (!d->flushed || d->writes != d->flushed_writes))
+        rc = record_flushed(gw, e, d);
+    pthread_mutex_unlock(&gw->lock);
+    if (rc != 0)
+        log_key_warn(e->key, NULL, "cannot record the close in the journal: %s", strerror(-rc));
+    return rc;
 }
 
 int gateway_file_sync(struct gw_file *f)
@@ -975,6 +1009,8 @@ int gateway_rename_local(struct gateway *gw, const char *from, const char *to)
     bool was_busy = e->busy;
     if (was_busy)
         e->requeue = true;
+    if (!e->data->committed && e->data->flushed)
+        record_flushed(gw, e, e->data); /* its "F" line names the new key */
     if (e->state == GW_HELD && !is_temporary(gw, to))
         e->hold_until = 0; /* the hold timer queues it at once */
     else if (e->state == GW_LOCAL_ONLY && !is_junk(gw, to))

@@ -104,6 +104,12 @@ void gateway_file_wrote(struct gateway *gw, struct gw_file *f, uint64_t offset, 
  * `failed: <reason>`. */
 void gateway_file_write_failed(struct gateway *gw, struct gw_file *f, int err);
 
+/* A close() of a writer of f (FUSE's flush; the last close is reported later, as a release):
+ * records in the journal how the version is now, so that a gateway killed before that release
+ * still uploads it at the next start when nothing was written after this close (see
+ * spool_write_flushed). Cheap: no sync. Returns 0 or -errno. */
+int gateway_file_flushed(struct gateway *gw, struct gw_file *f);
+
 /* Makes the data durable in the spool (fsync) without uploading it. Returns 0 or -errno. */
 int gateway_file_sync(struct gw_file *f);
 

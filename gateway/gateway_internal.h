@@ -25,6 +25,9 @@ struct gw_data {
     uint64_t part_size;
     struct gw_stream *stream; /* parts sent while it is written (stream.c); NULL: none */
     int write_error;          /* errno of a write that failed: the version is not uploaded */
+    uint64_t writes;          /* writes and truncations so far */
+    uint64_t flushed_writes;  /* `writes` at the last "F" line (spool_write_flushed) */
+    bool flushed;             /* has an "F" line */
 };
 
 /* Everything the gateway knows about one key. Guarded by gateway.lock. */

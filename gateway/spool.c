@@ -26,6 +26,7 @@ struct spool {
     uint64_t compact_at; /* journal size that makes spool_compact rewrite it */
     uint64_t next_id;
     char *path, *journal;
+    char boot_id[40]; /* this boot's (/proc/sys/kernel/random/boot_id), "-" when unknown */
 };
 
 #define COMPACT_MIN (16ull << 20) /* a journal is rewritten from this size on (spool_compact) */
@@ -39,6 +40,23 @@ const char *gw_state_name(enum gw_state state)
                                         "pending",  "uploading", "uploaded",
                                         "resizing", "done",      "failed"};
     return shown[state];
+}
+
+/* The kernel's id of this boot: a version flushed under the same boot id had its bytes in the
+ * page cache when the gateway died, even if they never reached the disk. */
+static void read_boot_id(char *out, size_t len)
+{
+    snprintf(out, len, "-");
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    char buf[64];
+    if (f && fgets(buf, sizeof(buf), f)) {
+        buf[strcspn(buf, "\n")] = '\0';
+        size_t n = strlen(buf);
+        if (n && n < len && !strchr(buf, ' '))
+            memcpy(out, buf, n + 1);
+    }
+    if (f)
+        fclose(f);
 }
 
 static int make_dir(const char *path)
@@ -78,6 +96,7 @@ struct spool *spool_open(const char *cache_dir, struct s3_error *err)
         return NULL;
     sp->dirfd = sp->cachefd = sp->lockfd = sp->journalfd = -1;
     sp->next_id = 1;
+    read_boot_id(sp->boot_id, sizeof(sp->boot_id));
     sp->compact_at = COMPACT_MIN;
     pthread_rwlockattr_t attr; /* a waiting compaction is not starved by a stream of appends */
     pthread_rwlockattr_init(&attr);
@@ -196,6 +215,31 @@ int spool_write_record(struct spool *sp, const struct spool_record *rec)
     return rc;
 }
 
+static char *flushed_line(const struct spool_record *rec, const struct spool_flush *f)
+{
+    char *key = aws_uri_encode(rec->key, strlen(rec->key), true);
+    char *line = NULL;
+    if (key &&
+        asprintf(&line, "F %" PRIu64 " %" PRIu64 " %s %o %lld.%09ld %" PRIu64 " %lld.%09ld %s %s",
+                 rec->id, rec->seq, state_names[rec->state], (unsigned)rec->mode & 07777,
+                 (long long)rec->mtime.tv_sec, rec->mtime.tv_nsec, f->size,
+                 (long long)f->data_mtime.tv_sec, f->data_mtime.tv_nsec, f->boot_id, key) < 0)
+        line = NULL;
+    free(key);
+    return line;
+}
+
+int spool_write_flushed(struct spool *sp, const struct spool_record *rec, uint64_t size,
+                        const struct timespec *data_mtime)
+{
+    struct spool_flush f = {.size = size, .data_mtime = *data_mtime};
+    snprintf(f.boot_id, sizeof(f.boot_id), "%s", sp->boot_id);
+    char *line = flushed_line(rec, &f);
+    int rc = line ? append_line(sp, line) : -ENOMEM;
+    free(line);
+    return rc;
+}
+
 static char *upload_line(uint64_t id, const char *key, const char *upload_id, uint64_t part_size)
 {
     char *k = upload_id ? aws_uri_encode(key, strlen(key), true) : NULL;
@@ -271,7 +315,33 @@ struct live {
     /* Uploads of versions with no "C" line (yet): a file being written whose parts go up
      * early (stream.c). Attached at its "C" line; orphans at a replay at open. */
     struct orphan *unattached;
+    struct flushed *flushed; /* versions with an "F" line and no "C" line (yet) */
 };
+
+struct flushed {
+    struct spool_record rec;
+    struct spool_flush f;
+    struct flushed *next;
+};
+
+static struct flushed **find_flushed(struct live *l, uint64_t id)
+{
+    struct flushed **p = &l->flushed;
+    while (*p && (*p)->rec.id != id)
+        p = &(*p)->next;
+    return p;
+}
+
+/* The "F" line of id is superseded (its "C" or "D" line came). */
+static void drop_flushed(struct live *l, uint64_t id)
+{
+    struct flushed **p = find_flushed(l, id), *f = *p;
+    if (!f)
+        return;
+    *p = f->next;
+    free(f->rec.key);
+    free(f);
+}
 
 static struct orphan **find_unattached(struct live *l, uint64_t id)
 {
@@ -406,6 +476,88 @@ static void attach_upload(struct live *l, struct spool_record *r)
     free(o);
 }
 
+/* "C id seq state mode mtime key" or "F id seq state mode mtime size data_mtime boot key" into
+ * rec (key malloc'd) and, for "F", f. Returns 0, or -1 when the line is not one of those. */
+static int parse_record(const char *line, const char *kind, struct spool_record *rec,
+                        struct spool_flush *f)
+{
+    uint64_t id, seq, size = 0;
+    char state[16], key[4096], boot[40] = "";
+    unsigned mode;
+    long long sec, dsec = 0;
+    long nsec, dnsec = 0;
+    int n =
+        f ? sscanf(line,
+                   "F %" SCNu64 " %" SCNu64 " %15s %o %lld.%ld %" SCNu64 " %lld.%ld %39s %4095s",
+                   &id, &seq, state, &mode, &sec, &nsec, &size, &dsec, &dnsec, boot, key)
+          : sscanf(line, "C %" SCNu64 " %" SCNu64 " %15s %o %lld.%ld %4095s", &id, &seq, state,
+                   &mode, &sec, &nsec, key);
+    if (line[0] != kind[0] || n != (f ? 11 : 7))
+        return -1;
+    *rec = (struct spool_record){.id = id, .seq = seq, .mode = (mode_t)(mode & 07777)};
+    rec->mtime = (struct timespec){(time_t)sec, nsec};
+    rec->state = GW_PENDING;
+    for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++)
+        if (strcmp(state, state_names[i]) == 0)
+            rec->state = (enum gw_state)i;
+    if (f) {
+        *f = (struct spool_flush){.size = size, .data_mtime = {(time_t)dsec, dnsec}};
+        snprintf(f->boot_id, sizeof(f->boot_id), "%s", boot);
+    }
+    rec->key = aws_uri_decode(key, strlen(key), false, NULL);
+    return rec->key ? 0 : -1;
+}
+
+/* Adds (or updates) the live record of rec->id, taking rec->key. */
+static void live_put(struct live *l, struct spool_record *rec)
+{
+    struct spool_record *r = find_live(l, rec->id);
+    if (r) { /* a new state of the same version: its upload stays */
+        free(r->key);
+        r->key = rec->key;
+        r->seq = rec->seq, r->state = rec->state, r->mode = rec->mode, r->mtime = rec->mtime;
+        return;
+    }
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct spool_record *recs = realloc(l->recs, cap * sizeof(*recs));
+        if (!recs) {
+            free(rec->key);
+            return;
+        }
+        l->recs = recs;
+        l->cap = cap;
+    }
+    if ((l->count + 1) * 2 > l->index_cap && index_grow(l) != 0) {
+        free(rec->key);
+        return;
+    }
+    size_t *slot = index_slot(l, rec->id);
+    if (*slot) { /* a removed id written again: reuse its place */
+        record_clear(l, &l->recs[*slot - 1]);
+        l->recs[*slot - 1] = *rec;
+        return;
+    }
+    l->recs[l->count++] = *rec;
+    *slot = l->count;
+    attach_upload(l, &l->recs[l->count - 1]);
+}
+
+/* An "F" line: kept aside (the latest one per version) until its "C" or "D" line. */
+static void replay_flushed(struct live *l, const char *line)
+{
+    struct flushed *n = calloc(1, sizeof(*n));
+    if (!n || parse_record(line, "F", &n->rec, &n->f) != 0 || find_live(l, n->rec.id)) {
+        if (n)
+            free(n->rec.key);
+        free(n);
+        return;
+    }
+    drop_flushed(l, n->rec.id);
+    n->next = l->flushed;
+    l->flushed = n;
+}
+
 /* One line without its '\n'; ignored unless whole and intact. */
 static void replay_line(struct live *l, char *line)
 {
@@ -413,12 +565,9 @@ static void replay_line(struct live *l, char *line)
     if (!sum || strtoul(sum + 1, NULL, 16) != checksum(line, (size_t)(sum - line)))
         return;
     *sum = '\0';
-    uint64_t id, seq;
-    char state[16], key[4096];
-    unsigned mode;
-    long long sec;
-    long nsec;
+    uint64_t id;
     if (sscanf(line, "D %" SCNu64, &id) == 1) {
+        drop_flushed(l, id);
         struct spool_record *r = find_live(l, id);
         struct orphan **u = find_unattached(l, id), *o = *u;
         if (r) {
@@ -434,47 +583,15 @@ static void replay_line(struct live *l, char *line)
         replay_upload(l, line);
         return;
     }
-    if (sscanf(line, "C %" SCNu64 " %" SCNu64 " %15s %o %lld.%ld %4095s", &id, &seq, state, &mode,
-               &sec, &nsec, key) != 7)
-        return;
-    struct spool_record rec = {.id = id, .seq = seq, .mode = (mode_t)(mode & 07777)};
-    rec.mtime = (struct timespec){(time_t)sec, nsec};
-    rec.state = GW_PENDING;
-    for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++)
-        if (strcmp(state, state_names[i]) == 0)
-            rec.state = (enum gw_state)i;
-    if (!(rec.key = aws_uri_decode(key, strlen(key), false, NULL)))
-        return;
-    struct spool_record *r = find_live(l, id);
-    if (r) { /* a new state of the same version: its upload stays */
-        free(r->key);
-        r->key = rec.key;
-        r->seq = rec.seq, r->state = rec.state, r->mode = rec.mode, r->mtime = rec.mtime;
+    if (line[0] == 'F') {
+        replay_flushed(l, line);
         return;
     }
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        struct spool_record *recs = realloc(l->recs, cap * sizeof(*recs));
-        if (!recs) {
-            free(rec.key);
-            return;
-        }
-        l->recs = recs;
-        l->cap = cap;
-    }
-    if ((l->count + 1) * 2 > l->index_cap && index_grow(l) != 0) {
-        free(rec.key);
+    struct spool_record rec;
+    if (parse_record(line, "C", &rec, NULL) != 0)
         return;
-    }
-    size_t *slot = index_slot(l, id);
-    if (*slot) { /* a removed id written again: reuse its place */
-        record_clear(l, &l->recs[*slot - 1]);
-        l->recs[*slot - 1] = rec;
-        return;
-    }
-    l->recs[l->count++] = rec;
-    *slot = l->count;
-    attach_upload(l, &l->recs[l->count - 1]);
+    drop_flushed(l, rec.id);
+    live_put(l, &rec);
 }
 
 static int read_journal(struct spool *sp, struct live *l)
@@ -517,6 +634,11 @@ static int write_live(int fd, const struct live *l)
         rc = line ? write_line(fd, line) : -ENOMEM;
         free(line);
     }
+    for (const struct flushed *f = l->flushed; f && rc == 0; f = f->next) {
+        char *line = flushed_line(&f->rec, &f->f);
+        rc = line ? write_line(fd, line) : -ENOMEM;
+        free(line);
+    }
     return rc;
 }
 
@@ -555,6 +677,8 @@ static void live_free(struct live *l)
     }
     free(l->recs);
     free(l->index);
+    while (l->flushed)
+        drop_flushed(l, l->flushed->rec.id);
     struct orphan *lists[] = {l->orphans, l->unattached};
     for (size_t i = 0; i < 2; i++)
         while (lists[i]) {
@@ -608,6 +732,29 @@ static void sweep_data_files(struct spool *sp, struct live *l)
     closedir(d);
 }
 
+/* Versions closed (an "F" line) whose release never came: recovered when this is the same boot
+ * and their data file is as it was at that close (see spool_write_flushed). */
+static void promote_flushed(struct spool *sp, struct live *l)
+{
+    while (l->flushed) {
+        struct flushed *f = l->flushed;
+        l->flushed = f->next;
+        char name[64];
+        data_name(name, sizeof(name), f->rec.id);
+        struct stat st;
+        bool same = strcmp(sp->boot_id, "-") != 0 && strcmp(f->f.boot_id, sp->boot_id) == 0 &&
+                    fstatat(sp->dirfd, name, &st, 0) == 0 && (uint64_t)st.st_size == f->f.size &&
+                    st.st_mtim.tv_sec == f->f.data_mtime.tv_sec &&
+                    st.st_mtim.tv_nsec == f->f.data_mtime.tv_nsec;
+        if (same && f->rec.state != GW_LOCAL_ONLY) {
+            live_put(l, &f->rec); /* takes the key */
+            f->rec.key = NULL;
+        }
+        free(f->rec.key);
+        free(f);
+    }
+}
+
 int spool_scan(struct spool *sp, spool_record_fn fn, spool_orphan_fn orphan_fn, void *ctx,
                struct s3_error *err)
 {
@@ -618,6 +765,7 @@ int spool_scan(struct spool *sp, spool_record_fn fn, spool_orphan_fn orphan_fn, 
                      strerror(-rc));
         return -1;
     }
+    promote_flushed(sp, &l);
     for (size_t i = 0; i < l.count; i++)
         if (l.recs[i].id >= sp->next_id)
             sp->next_id = l.recs[i].id + 1;

@@ -57,6 +57,23 @@ int spool_create(struct spool *sp, uint64_t *id);
  * Durable only after spool_sync. Returns 0 or -errno. */
 int spool_write_record(struct spool *sp, const struct spool_record *rec);
 
+/* How a version's data file was when one of its writers was closed (an "F" line). */
+struct spool_flush {
+    uint64_t size;
+    struct timespec data_mtime;
+    char boot_id[40];
+};
+
+/* Appends an "F" line (not synced): a close() of a writer of rec's version, whose data file
+ * then had `size` bytes and `data_mtime`. The kernel reports the last close (FUSE's release)
+ * only after close() returned; a gateway killed in between would drop the version. So at the
+ * next open, a version with an "F" line and no later record is recovered as rec->state when
+ * the machine has not rebooted since (the page cache kept its bytes, even unsynced) and its
+ * data file is still exactly that size and mtime (nothing was written after that close); else
+ * it is dropped, as a file still open for writing is. Returns 0 or -errno. */
+int spool_write_flushed(struct spool *sp, const struct spool_record *rec, uint64_t size,
+                        const struct timespec *data_mtime);
+
 /* Appends an "M" line: the bytes of `id` are going up in multipart upload `upload_id` of `key`
  * with parts of part_size (upload_id NULL: in none any more). Returns 0 or -errno. */
 int spool_write_upload(struct spool *sp, uint64_t id, const char *key, const char *upload_id,

@@ -11,15 +11,12 @@ struct lambda_frontend {
      * namespace "s3imgfs", dimension Service = `service` (the source bucket). May be NULL. */
     struct metrics *metrics;
     const char *service;
-    /* Flushed before each answer (Lambda freezes the process between invocations, so a notice
-     * still queued would wait for the next one). May be NULL. */
-    struct notifier *notifier;
 };
 
 int lambda_runtime_loop_with(struct lambda_handler *h, const char *api,
                              const struct lambda_frontend *f);
-int lambda_serve_with(struct lambda_handler *h, const char *listen,
-                      const struct lambda_frontend *f, struct s3_error *err);
+int lambda_serve_with(struct lambda_handler *h, const char *listen, const struct lambda_frontend *f,
+                      struct s3_error *err);
 
 /* Writes m's EMF lines (what changed since the last call) through log_line_raw. */
 void lambda_frontend_write_emf(const struct lambda_frontend *f);

@@ -25,7 +25,7 @@
 /* errorMessage of a retryable failure: the per-record summary is cut to this. */
 #define MAX_ERROR_MESSAGE 8192
 /* Posting an answer: the Runtime API is local, but never hang on it forever. */
-#define POST_TIMEOUT_S 30L
+#define POST_TIMEOUT_S    30L
 #define CONNECT_TIMEOUT_S 10L
 /* Longest wait for queued notices before answering. */
 #define FLUSH_MS_MAX 10000
@@ -44,8 +44,8 @@ void lambda_frontend_write_emf(const struct lambda_frontend *f)
 {
     if (!f || !f->metrics)
         return;
-    char *lines = metrics_emf(f->metrics, "s3imgfs", f->service ? f->service : "", now_ms(),
-                              NULL, 0);
+    char *lines =
+        metrics_emf(f->metrics, "s3imgfs", f->service ? f->service : "", now_ms(), NULL, 0);
     for (char *line = lines, *end; line && *line; line = end + 1) {
         end = strchr(line, '\n');
         if (!end) {
@@ -136,8 +136,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 }
 
 /* Copies a header's value (trimmed) into out when `line` is "name: value". */
-static bool header_value(const char *line, size_t len, const char *name, char *out,
-                         size_t out_len)
+static bool header_value(const char *line, size_t len, const char *name, char *out, size_t out_len)
 {
     size_t nl = strlen(name);
     if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
@@ -169,8 +168,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
         inv->has_trace = inv->trace_id[0] != '\0';
     } else if (header_value(data, n, "Lambda-Runtime-Invoked-Function-Arn", inv->function_arn,
                             sizeof(inv->function_arn))) {
-    } else if (header_value(data, n, "Lambda-Runtime-Deadline-Ms", deadline,
-                            sizeof(deadline))) {
+    } else if (header_value(data, n, "Lambda-Runtime-Deadline-Ms", deadline, sizeof(deadline))) {
         char *end;
         errno = 0;
         long long v = strtoll(deadline, &end, 10);
@@ -273,8 +271,8 @@ static enum post_result post_json(struct runtime *rt, const char *path, const ch
                       "the Runtime API answered 500 to %s: exiting as it asks", path);
         result = POST_FATAL;
     } else if (status < 200 || status > 299) {
-        log_key_error(NULL, rt->inv.request_id, "the Runtime API refused %s with %ld: %.200s",
-                      path, status, answer.data ? answer.data : "");
+        log_key_error(NULL, rt->inv.request_id, "the Runtime API refused %s with %ld: %.200s", path,
+                      status, answer.data ? answer.data : "");
         result = POST_REFUSED;
     }
     free(answer.data);
@@ -284,11 +282,11 @@ static enum post_result post_json(struct runtime *rt, const char *path, const ch
 /* {"errorMessage": message, "errorType": type, "stackTrace": []}; malloc'd, NULL on ENOMEM. */
 static char *error_body(const char *type, const char *message)
 {
-    json_t *o = json_pack("{s:s, s:s, s:[]}", "errorMessage", message, "errorType", type,
-                          "stackTrace");
+    json_t *o =
+        json_pack("{s:s, s:s, s:[]}", "errorMessage", message, "errorType", type, "stackTrace");
     if (!o) /* message was not valid UTF-8: it came from our own code, so say less */
-        o = json_pack("{s:s, s:s, s:[]}", "errorMessage", "(message not valid UTF-8)",
-                      "errorType", type, "stackTrace");
+        o = json_pack("{s:s, s:s, s:[]}", "errorMessage", "(message not valid UTF-8)", "errorType",
+                      type, "stackTrace");
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
@@ -367,11 +365,18 @@ static void retry_summary(const char *response, struct text *t)
             continue; /* the failures and what is left are what matter */
         const char *key = json_string_value(json_object_get(r, "key"));
         const char *reason = json_string_value(json_object_get(r, "reason"));
+        if (!status)
+            status = "?";
+        if (!reason)
+            reason = "";
+        /* the handler's reasons may start with the status ("not started: too close ...") */
+        size_t sl = strlen(status);
+        if (strncmp(reason, status, sl) == 0 && reason[sl] == ':')
+            reason += sl + 1 + (reason[sl + 1] == ' ');
         char one[1200];
         snprintf(one, sizeof(one), "%s %.*s: %s%s%.*s", listed ? ";" : ":",
-                 utf8_prefix(key ? key : "?", 512), key ? key : "?", status ? status : "?",
-                 reason && *reason ? ": " : "", utf8_prefix(reason ? reason : "", 512),
-                 reason ? reason : "");
+                 utf8_prefix(key ? key : "?", 512), key ? key : "?", status, *reason ? ": " : "",
+                 utf8_prefix(reason, 512), reason);
         if (t->len + strlen(one) > room)
             break;
         text_add(t, "%s", one);
@@ -403,26 +408,6 @@ static void set_trace_env(const struct invocation *inv)
         unsetenv("_X_AMZN_TRACE_ID");
 }
 
-static void flush_notices(const struct runtime *rt)
-{
-    if (!rt->f || !rt->f->notifier)
-        return;
-    int64_t left = FLUSH_MS_MAX;
-    if (rt->inv.deadline_ms) {
-        left = rt->inv.deadline_ms - now_ms() - 300; /* keep time to answer */
-        if (left > FLUSH_MS_MAX)
-            left = FLUSH_MS_MAX;
-        if (left < 50)
-            left = 50;
-    }
-    size_t pending = notifier_flush(rt->f->notifier, (unsigned)left);
-    if (pending)
-        log_key_warn(NULL, rt->inv.request_id,
-                     "%zu notice%s not delivered before the answer: sent after the next "
-                     "invocation starts",
-                     pending, pending == 1 ? "" : "s");
-}
-
 /* Handles the event in rt->body and answers. POST_FATAL ends the loop. */
 static enum post_result invoke(struct runtime *rt, struct lambda_handler *h)
 {
@@ -451,17 +436,18 @@ static enum post_result invoke(struct runtime *rt, struct lambda_handler *h)
     struct s3_error err = {0};
     char *response = lambda_handle_event(h, rt->body.data ? rt->body.data : "", rt->body.len,
                                          inv->deadline_ms, &retry, &err);
-    flush_notices(rt);
     lambda_frontend_write_emf(rt->f);
     double took = (double)(now_ms() - start);
 
     enum post_result result;
+    if (!response && retry) { /* out of memory, say: a retry could help */
+        log_key_error(NULL, inv->request_id, "invocation failed in %.0f ms: %s", took, err.message);
+        return post_error(rt, path, "S3imgfs.RetryableFailure", err.message);
+    }
     if (!response) {
         char msg[700];
-        snprintf(msg, sizeof(msg),
-                 "the event is not an S3 event notification: %s (it will not parse on a retry "
-                 "either)",
-                 err.message[0] ? err.message : "unknown error");
+        snprintf(msg, sizeof(msg), "%s (it will not parse on a retry either)",
+                 err.message[0] ? err.message : "not an S3 event notification");
         log_key_error(NULL, inv->request_id, "invocation failed in %.0f ms: %s", took, msg);
         return post_error(rt, path, "S3imgfs.InvalidEvent", msg);
     }
@@ -486,8 +472,8 @@ static enum post_result invoke(struct runtime *rt, struct lambda_handler *h)
         result = post_error(rt, path, "S3imgfs.ResponseTooLarge", msg);
     } else {
         log_key_info(NULL, inv->request_id,
-                     "invocation done in %.0f ms: %ld done, %ld failed, %ld skipped", took,
-                     c.done, c.failed, c.skipped);
+                     "invocation done in %.0f ms: %ld done, %ld failed, %ld skipped", took, c.done,
+                     c.failed, c.skipped);
         snprintf(path, sizeof(path), "/runtime/invocation/%s/response", inv->request_id);
         result = post_json(rt, path, response, len, NULL);
     }
