@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -50,6 +51,10 @@ static void buf_add(struct buf *b, const char *s, size_t n)
 {
     if (b->failed)
         return;
+    if (n > SIZE_MAX / 4 - b->len) { /* never in practice; bounds the sizes for the compiler */
+        b->failed = true;
+        return;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1)

@@ -376,7 +376,7 @@ static int print_page(void *ctx, const struct s3_list_page *page)
 
 static int cmd_ls(struct cli *cli, struct cmd_args *a)
 {
-    struct target t;
+    struct target t = {0};
     int rc = pick_target(cli, a, &t);
     if (rc != EXIT_OK)
         return rc;
@@ -427,7 +427,7 @@ static int not_regular(const char *path)
 
 static int cmd_put(struct cli *cli, struct cmd_args *a)
 {
-    struct target t;
+    struct target t = {0};
     int rc = pick_target(cli, a, &t);
     if (rc != EXIT_OK || (rc = check_key(a->pos[1])) != EXIT_OK)
         return rc;
@@ -555,7 +555,7 @@ static int download(struct cli *cli, const struct target *t, const char *key, co
 
 static int cmd_get(struct cli *cli, struct cmd_args *a)
 {
-    struct target t;
+    struct target t = {0};
     char *key = NULL;
     int rc = target_key(cli, a, a->pos[0], "downloading", &t, &key);
     if (rc != EXIT_OK)
@@ -594,7 +594,7 @@ static void print_info(const struct s3_object_info *info)
 
 static int cmd_head(struct cli *cli, struct cmd_args *a)
 {
-    struct target t;
+    struct target t = {0};
     char *key = NULL;
     int rc = target_key(cli, a, a->pos[0], "inspecting", &t, &key);
     if (rc != EXIT_OK)
@@ -642,7 +642,7 @@ static int delete_keys(struct cli *cli, const struct target *t, char **keys, siz
 
 static int cmd_rm(struct cli *cli, struct cmd_args *a)
 {
-    struct target t;
+    struct target t = {0};
     int rc = pick_target(cli, a, &t);
     for (int i = 0; rc == EXIT_OK && i < a->npos; i++)
         rc = check_key(a->pos[i]);
@@ -684,7 +684,7 @@ static int cmd_mb(struct cli *cli, struct cmd_args *a)
     if (a->npos)
         return make_bucket(cli, a->pos[0]);
     if (a->bucket || a->dest) {
-        struct target t;
+        struct target t = {0};
         int rc = pick_target(cli, a, &t);
         return rc != EXIT_OK ? rc : make_bucket(cli, t.bucket);
     }
@@ -717,7 +717,7 @@ static int parse_seconds(const char *s, unsigned *out)
 
 static int cmd_presign(struct cli *cli, struct cmd_args *a)
 {
-    struct target t;
+    struct target t = {0};
     char *key = NULL;
     unsigned seconds = PRESIGN_DEFAULT;
     int rc = target_key(cli, a, a->pos[0], "presigning", &t, &key);
