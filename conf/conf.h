@@ -103,6 +103,11 @@ struct config {
         uint64_t max_pixels;        /* largest input image accepted, in pixels */
         unsigned max_file_mb;       /* largest input file accepted, in MiB */
         struct conf_rgb background; /* alpha is flattened onto this for JPEG output */
+        /* mode = lambda: the function makes the renditions */
+        unsigned lambda_timeout_seconds; /* 10..86400, default 300: then the image is failed */
+        const char *lambda_function;     /* name or ARN the gateway invokes itself; "" = none
+                                            (the store triggers the function) */
+        const char *lambda_endpoint;     /* "http(s)://host[:port]"; "" = the regional one */
     } resize;
     /* The file system gateway. The glob arrays are never NULL and end with a NULL pointer. */
     struct {

@@ -633,6 +633,20 @@ static int parse_dir_name(struct conf_loader *L, const struct conf_row *r, const
 /* ------------------------------------------------------------------------------------------ */
 /* [notify] and [log]                                                                           */
 
+/* A Lambda function: a name ([A-Za-z0-9_-]{1,64}), optionally with ":qualifier", or its ARN. */
+static int parse_function(struct conf_loader *L, const struct conf_row *r, const char *v, char *why,
+                          size_t whylen)
+{
+    size_t n = strlen(v);
+    if (n > 170)
+        return WHY("expected a function name or ARN of at most 170 characters");
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)v[i]) && !strchr("-_:$.", v[i]))
+            return WHY("expected a function name (letters, digits, '-', '_') or ARN, such as "
+                       "s3imgfs-lambda or arn:aws:lambda:eu-west-1:123456789012:function:s3imgfs");
+    return set_string(L, r, v, n);
+}
+
 /* arn:PARTITION:sns:REGION:ACCOUNT:TOPIC (the region and account may not be empty). */
 static int parse_topic_arn(struct conf_loader *L, const struct conf_row *r, const char *v,
                            char *why, size_t whylen)
@@ -868,6 +882,7 @@ static const struct range part_parallel_range = {1, 32};
 static const struct range read_ahead_range = {0, 262144};
 static const struct range kbps_range = {0, 10485760};
 static const struct range digest_keys_range = {1, 1000};
+static const struct range lambda_timeout_range = {10, 86400};
 static const struct range metrics_seconds_range = {0, 3600};
 static const size_t temp_count_offset = offsetof(struct config, gateway.temp_glob_count);
 static const size_t junk_count_offset = offsetof(struct config, gateway.junk_glob_count);
@@ -955,6 +970,17 @@ const struct conf_row conf_rows[] = {
     {.info = {"resize", "background", "#ffffff", "colour under transparency in JPEG outputs",
               {0}, NULL, 0},
      .parse = parse_rgb, .format = fmt_rgb, OFF(resize.background)},
+    {.info = {"resize", "lambda_timeout_seconds", "300",
+              "mode = lambda: seconds the function has to make the renditions", {0}, NULL, 0},
+     UINT(resize.lambda_timeout_seconds), .arg = &lambda_timeout_range},
+    {.info = {"resize", "lambda_function", "",
+              "mode = lambda: function the gateway invokes itself; empty = the store triggers it",
+              {0}, NULL, 0},
+     .parse = parse_function, STR(resize.lambda_function)},
+    {.info = {"resize", "lambda_endpoint", "",
+              "Lambda endpoint URL; empty = https://lambda.<region>.amazonaws.com",
+              {"AWS_ENDPOINT_URL_LAMBDA"}, NULL, 0},
+     .parse = parse_endpoint, STR(resize.lambda_endpoint)},
 
     /* [notify] */
     {.info = {"notify", "on", "success,failure",

@@ -117,8 +117,10 @@ static void dir_counts_adjust(struct gateway *gw, const char *key, int delta)
 void gw_entry_set_data(struct gateway *gw, struct gw_entry *e, struct gw_data *d)
 {
     bool had = e->data != NULL;
-    if (e->data != d)
-        e->etag[0] = '\0'; /* the ETag was of the bytes that go */
+    if (e->data != d) { /* what was known of the bytes that go */
+        e->etag[0] = '\0';
+        e->await_since = 0, e->await_checks = 0, e->invoked = false;
+    }
     e->data = d;
     if (had != (d != NULL))
         dir_counts_adjust(gw, e->key, d ? 1 : -1);
@@ -949,6 +951,8 @@ bool gateway_status(struct gateway *gw, const char *key, char *buf, size_t len)
     if (e) {
         if (e->state == GW_FAILED)
             snprintf(buf, len, "failed: %s", e->reason ? e->reason : "unknown");
+        else if (e->state == GW_UPLOADED && e->await_since)
+            snprintf(buf, len, "resizing"); /* by the function */
         else
             snprintf(buf, len, "%s", gw_state_name(e->state));
     }

@@ -54,6 +54,11 @@ struct gw_entry {
     char *format;      /* sniffed image format ("jpeg"), NULL for other files */
     char etag[128];    /* of the upload of `data` ("" = unknown): saves the resize a HEAD */
     char *renditions;  /* the keys the last resize wrote, one per line */
+    /* mode = lambda: waiting for the function's renditions of `data` since (0: not yet), its
+     * checks so far, and whether the gateway invoked it */
+    time_t await_since;
+    unsigned await_checks;
+    bool invoked;
     struct gw_entry *hash_next;
     struct gw_entry *done_next, *done_prev; /* the FIFO of finished entries kept for their
                                                status */
@@ -250,5 +255,16 @@ void gw_run_task(struct gateway *gw, const struct gw_task *task);
 size_t gw_rendition_candidates(struct gateway *gw, const char *key, const char *format,
                                char ***out);
 bool gw_is_image_format(const char *format);
+/* job->etag from a HEAD of the source when it is not known (a job resumed after a restart). */
+void gw_fill_etag(struct gateway *gw, struct gw_job *job);
+/* True when every rendition of job's source exists and was made from job->etag (its metadata
+ * source-etag); job->renditions then lists them. One HEAD per rendition. */
+bool gw_renditions_current(struct gateway *gw, struct gw_job *job);
+
+/* function.c ([resize] mode = lambda): invokes the function first when asked (and configured),
+ * then checks for its renditions. Returns 0 (all there), 1 (not yet), or -1 with the reason
+ * and *transient (the invocation failed). */
+int gw_await_renditions(struct gateway *gw, struct gw_job *job, bool invoke_first, char *reason,
+                        size_t reason_len, bool *transient);
 
 #endif

@@ -163,7 +163,7 @@ static int put_rendition(void *ctx, const struct rendition *r)
 }
 
 /* The source's ETag when the journal did not have it (a resize resumed after a restart). */
-static void fill_etag(struct gateway *gw, struct gw_job *job)
+void gw_fill_etag(struct gateway *gw, struct gw_job *job)
 {
     if (job->etag[0])
         return;
@@ -176,7 +176,7 @@ static void fill_etag(struct gateway *gw, struct gw_job *job)
 
 /* True when every rendition exists and was made from this very source (its source-etag): a
  * job repeated after a restart is then skipped. One HEAD when they do not (the usual case). */
-static bool renditions_current(struct gateway *gw, struct gw_job *job)
+bool gw_renditions_current(struct gateway *gw, struct gw_job *job)
 {
     if (!job->etag[0] || !job->format)
         return false;
@@ -210,11 +210,11 @@ int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, siz
 {
     *transient = false;
     const struct config *cfg = gw->cfg;
-    fill_etag(gw, job);
+    gw_fill_etag(gw, job);
     struct stat st_src;
     if (fstat(job->data->fd, &st_src) == 0)
         job->size = (uint64_t)st_src.st_size;
-    if (renditions_current(gw, job)) {
+    if (gw_renditions_current(gw, job)) {
         log_key_info(job->key, job->request_id,
                      "renditions already made from this version, skipped");
         return 0;

@@ -158,7 +158,7 @@ static void scan_table(struct gateway *gw, time_t now, struct table_scan *out)
                 out->in_flight += __atomic_load_n(&e->sent, __ATOMIC_RELAXED);
             out->active += e->state >= GW_PENDING && e->state <= GW_RESIZING && !e->in_done;
             bool retrying = (e->state == GW_PENDING || e->state == GW_UPLOADED) && e->retry_at;
-            out->waiting |= retrying && e->retry_at > now;
+            out->waiting |= retrying && e->retry_at > now && !e->await_since;
             bool held_out = e->state == GW_HELD && e->hold_until <= now;
             if (!(held_out || (retrying && e->retry_at <= now)) || e->busy)
                 continue;
@@ -219,7 +219,8 @@ static void run_probe(struct gateway *gw)
     time_t now = time(NULL);
     for (size_t i = 0; back && i < gw->table_size; i++)
         for (struct gw_entry *e = gw->table[i]; e; e = e->hash_next)
-            if ((e->state == GW_PENDING || e->state == GW_UPLOADED) && e->retry_at > now) {
+            if ((e->state == GW_PENDING || e->state == GW_UPLOADED) && e->retry_at > now &&
+                !e->await_since) {
                 e->retry_at = now;
                 n++;
             }
@@ -340,9 +341,10 @@ static bool overtaken(struct gateway *gw, struct gw_entry *e, const struct gw_jo
     return renamed || newer;
 }
 
+/* An uploaded image goes to the resize queue: resized here (local), or awaited (lambda). */
 static bool wants_resize(struct gateway *gw, const struct gw_job *job)
 {
-    return gw->cfg->resize.mode == CONF_RESIZE_LOCAL && job->format &&
+    return gw->cfg->resize.mode != CONF_RESIZE_OFF && job->format &&
            gw_is_image_format(job->format);
 }
 
@@ -365,13 +367,6 @@ static void retry_later(struct gateway *gw, struct gw_entry *e, const char *what
     if (e->data)
         gw_request_id(e->data->id, rid, sizeof(rid));
     log_key_warn(e->key, rid, "%s failed (%s); retrying in %u s", what, reason, wait);
-}
-
-/* With [resize] mode = lambda the function announces images itself. */
-static bool lambda_notifies(struct gateway *gw, const struct gw_job *job)
-{
-    return gw->cfg->resize.mode == CONF_RESIZE_LAMBDA && job->format &&
-           gw_is_image_format(job->format);
 }
 
 static void upload_one(struct gateway *gw, struct gw_entry *e)
@@ -430,8 +425,7 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
             gw_queue_push(&gw->resize_q, e);
         } else {
             gw_finish(gw, e, GW_UPLOADED);
-            if (!lambda_notifies(gw, &job))
-                gw_notify_done(gw, &job, "uploaded");
+            gw_notify_done(gw, &job, "uploaded");
         }
     }
     if (rc == 0 && !e->unlinked && strcmp(e->key, job.key) == 0) {
@@ -443,11 +437,61 @@ static void upload_one(struct gateway *gw, struct gw_entry *e)
     pthread_cond_broadcast(&gw->state_cond);
 }
 
+/* The renditions will not come: the image is failed; the upload itself succeeded, so its data
+ * need not stay in the spool. With the lock held. */
+static void renditions_failed(struct gateway *gw, struct gw_entry *e, const struct gw_job *job,
+                              const char *reason)
+{
+    gw_set_failed(gw, e, "%s", reason);
+    log_key_error(e->key, job->request_id, "%s", reason);
+    if (gw->metrics)
+        metrics_add(gw->metrics, METRICS_RESIZE_FAILURES, 1);
+    gw_notify_failed(gw, e, job, "resize_failed",
+                     "the original is in the source bucket; no renditions were made");
+    e->data->obsolete = true;
+    gw_data_put(gw, e->data);
+    gw_entry_set_data(gw, e, NULL);
+}
+
+#define AWAIT_MAX_WAIT 30 /* seconds between two checks for the function's renditions */
+
+/* mode = lambda: not there yet. Checked again after 1, 2, 4 ... 30 s, until the timeout. With
+ * the lock held. */
+static void await_later(struct gateway *gw, struct gw_entry *e, const struct gw_job *job)
+{
+    time_t now = time(NULL);
+    unsigned limit = gw->cfg->resize.lambda_timeout_seconds;
+    if (now - e->await_since >= (time_t)limit) {
+        char reason[300];
+        snprintf(reason, sizeof(reason),
+                 "the function made no renditions within %u s ([resize] "
+                 "lambda_timeout_seconds): see its log and dead-letter queue, and check that "
+                 "the bucket triggers it (or set [resize] lambda_function)",
+                 limit);
+        renditions_failed(gw, e, job, reason);
+        return;
+    }
+    unsigned wait = 1u << (e->await_checks < 5 ? e->await_checks : 5);
+    if (wait > AWAIT_MAX_WAIT)
+        wait = AWAIT_MAX_WAIT;
+    if (now + (time_t)wait > e->await_since + (time_t)limit)
+        wait = (unsigned)(e->await_since + (time_t)limit - now);
+    e->await_checks++;
+    e->state = GW_UPLOADED;
+    e->retry_at = now + (time_t)(wait ? wait : 1);
+}
+
+/* An uploaded image: its renditions made here (mode = local) or awaited from the function
+ * (mode = lambda, invoking it first when configured). */
 static void resize_one(struct gateway *gw, struct gw_entry *e)
 {
     if (e->state != GW_UPLOADED || e->busy || !e->data || e->unlinked ||
         (e->retry_at && e->retry_at > time(NULL)))
         return;
+    bool lambda = gw->cfg->resize.mode == CONF_RESIZE_LAMBDA;
+    bool invoke_first = lambda && !e->invoked;
+    if (lambda && !e->await_since)
+        e->await_since = time(NULL);
     struct gw_job job;
     e->state = GW_RESIZING;
     job_take(e, &job);
@@ -455,36 +499,34 @@ static void resize_one(struct gateway *gw, struct gw_entry *e)
 
     char reason[512] = "";
     bool transient = false;
-    int rc = gw_make_renditions(gw, &job, reason, sizeof(reason), &transient);
+    int rc = lambda
+                 ? gw_await_renditions(gw, &job, invoke_first, reason, sizeof(reason), &transient)
+                 : gw_make_renditions(gw, &job, reason, sizeof(reason), &transient);
     pthread_mutex_lock(&gw->lock);
     e->busy = false;
+    if (rc >= 0 && invoke_first)
+        e->invoked = true;
     bool delete_old = false;
     if (overtaken(gw, e, &job, &delete_old)) {
         if (delete_old) /* the lock is held: a plain gw_task_push would deadlock */
             gw_task_push_locked(gw, GW_TASK_DELETE_RENDITIONS, job.key, NULL);
+    } else if (rc == 1) {
+        await_later(gw, e, &job);
     } else if (rc != 0 && transient) {
         e->state = GW_UPLOADED; /* the timer queues it again */
-        retry_later(gw, e, "renditions", reason);
+        retry_later(gw, e, lambda ? "invoking the function" : "renditions", reason);
     } else if (rc != 0) {
-        gw_set_failed(gw, e, "%s", reason);
-        log_key_error(e->key, job.request_id, "%s", reason);
-        if (gw->metrics)
-            metrics_add(gw->metrics, METRICS_RESIZE_FAILURES, 1);
-        gw_notify_failed(gw, e, &job, "resize_failed",
-                         "the original is in the source bucket; no renditions were made");
-        /* The upload itself succeeded: the data need not stay in the spool. */
-        e->data->obsolete = true;
-        gw_data_put(gw, e->data);
-        gw_entry_set_data(gw, e, NULL);
+        renditions_failed(gw, e, &job, reason);
     } else {
         free(e->renditions);
         e->renditions = job.renditions;
         job.renditions = NULL;
         gw->stats.renditions_done++;
-        if (gw->metrics)
+        if (gw->metrics && !lambda)
             metrics_add(gw->metrics, METRICS_IMAGES, 1);
         gw_finish(gw, e, GW_DONE);
-        gw_notify_done(gw, &job, "resized");
+        if (!lambda) /* the function announces its own work */
+            gw_notify_done(gw, &job, "resized");
     }
     job_release(gw, &job);
 }
@@ -582,7 +624,10 @@ int gw_workers_start(struct gateway *gw, struct s3_error *err)
 {
     const struct config *cfg = gw->cfg;
     size_t uploads = cfg->gateway.upload_workers;
-    size_t resizes = cfg->resize.mode == CONF_RESIZE_LOCAL ? cfg->gateway.resize_workers : 0;
+    /* mode = lambda: a few threads check for the function's renditions (HEADs, no CPU) */
+    size_t resizes = cfg->resize.mode == CONF_RESIZE_LOCAL    ? cfg->gateway.resize_workers
+                     : cfg->resize.mode == CONF_RESIZE_LAMBDA ? 4
+                                                              : 0;
     size_t streams = cfg->gateway.part_parallel;
     size_t total = 3 + uploads + resizes + streams;
     gw->threads = calloc(total, sizeof(*gw->threads));

@@ -11,6 +11,9 @@ struct lambda_frontend {
      * namespace "s3imgfs", dimension Service = `service` (the source bucket). May be NULL. */
     struct metrics *metrics;
     const char *service;
+    /* serve.c: at most one EMF batch per this many ms (and one at the stop); 0 = after every
+     * event. The runtime writes one after every invocation. */
+    unsigned emf_interval_ms;
 };
 
 int lambda_runtime_loop_with(struct lambda_handler *h, const char *api,

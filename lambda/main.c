@@ -371,7 +371,14 @@ int main(int argc, char **argv)
         return rc;
     }
 
+    /* EMF lines: after every invocation in Lambda (CloudWatch turns them into metrics); with
+     * --serve only when asked for ([log] metrics_seconds), at most that often */
     struct lambda_frontend fe = {.metrics = p.metrics, .service = p.cfg->s3.source_bucket};
+    if (p.mode == MODE_SERVE) {
+        fe.emf_interval_ms = p.cfg->log.metrics_seconds * 1000u;
+        if (!p.cfg->log.metrics_seconds)
+            fe.metrics = NULL;
+    }
     switch (p.mode) {
     case MODE_LAMBDA:
         rc = lambda_runtime_loop_with(p.handler, p.api, &fe);
@@ -379,7 +386,7 @@ int main(int argc, char **argv)
     case MODE_SERVE:
         if (lambda_serve_with(p.handler, p.listen, &fe, &err) != 0) {
             log_error("%s", err.message);
-            rc = 1;
+            rc = strcmp(err.code, "InvalidArgument") == 0 ? EXIT_USAGE : 1;
         } else {
             rc = 0;
         }

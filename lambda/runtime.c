@@ -400,8 +400,10 @@ static void retry_summary(const char *response, struct text *t)
 
 static void set_trace_env(const struct invocation *inv)
 {
-    /* Only this thread touches the environment, and only between invocations (the notifier is
-     * idle by then: it was flushed before the last answer). */
+    /* Only this thread writes the environment, between invocations. The notifier's thread
+     * may still read it then (libcurl looks up proxy variables) if a notice outlived the last
+     * invocation's flush: setenv is not formally safe against that, a risk every runtime that
+     * follows the Lambda convention takes (the handler reads the variable on this thread). */
     if (inv->has_trace)
         setenv("_X_AMZN_TRACE_ID", inv->trace_id, 1);
     else

@@ -44,7 +44,8 @@ struct server {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     unsigned busy, max_busy;
-    pthread_mutex_t emf_lock; /* metrics_emf: one thread at a time */
+    pthread_mutex_t emf_lock; /* metrics_emf: one thread at a time; guards last_emf_ms */
+    int64_t last_emf_ms;
 };
 
 /* One request's upload. */
@@ -148,7 +149,11 @@ static enum MHD_Result handle(struct server *s, struct MHD_Connection *c, struct
     resize_thread_done();
     if (s->f && s->f->metrics) {
         pthread_mutex_lock(&s->emf_lock);
-        lambda_frontend_write_emf(s->f);
+        int64_t now = now_ms();
+        if (now - s->last_emf_ms >= (int64_t)s->f->emf_interval_ms) {
+            lambda_frontend_write_emf(s->f);
+            s->last_emf_ms = now;
+        }
         pthread_mutex_unlock(&s->emf_lock);
     }
     double took = (double)(now_ms() - start);
@@ -364,6 +369,7 @@ int lambda_serve_with(struct lambda_handler *h, const char *listen, const struct
         break;
     }
     MHD_stop_daemon(d);
+    lambda_frontend_write_emf(f); /* what the last interval had */
     log_info("stopped serving on %s", listen);
     rc = 0;
 out:
