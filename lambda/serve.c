@@ -336,9 +336,13 @@ int lambda_serve_with(struct lambda_handler *h, const char *listen, const struct
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_ERROR_LOG | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    /* the port is only for MHD's messages: MHD_OPTION_SOCK_ADDR says where */
+    uint16_t port = ntohs(addr.ss_family == AF_INET6
+                              ? ((const struct sockaddr_in6 *)(const void *)&addr)->sin6_port
+                              : ((const struct sockaddr_in *)(const void *)&addr)->sin_port);
     /* the logger first: MHD logs through it only from there on */
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, &s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        flags, port, NULL, NULL, on_request, &s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
         NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_END);
