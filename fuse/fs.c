@@ -602,7 +602,7 @@ static int open_writer(struct fs *fs, const struct fs_path *p, bool truncate, mo
     struct s3_error err = {0};
     int rc = gateway_open_write(fs->gw, p->key, truncate, mode, &h->file, &err);
     if (rc != 0) {
-        log_warn("open %s for writing: %s", p->key, err.message);
+        log_key_warn(p->key, NULL, "open for writing: %s", err.message);
         free(h->key);
         free(h);
         return rc == -EIO ? errno_of(&err) : rc;
@@ -857,7 +857,7 @@ static int rename_remote_object(struct fs *fs, const char *bucket, const char *f
     struct s3_copy_options copy = {0};
     if (s3_copy(fs->s3, bucket, from, bucket, to, &copy, NULL, &err) != 0 ||
         s3_delete_object(fs->s3, bucket, from, &err) != 0) {
-        log_warn("mv %s %s: %s", from, to, err.message);
+        log_key_warn(from, NULL, "mv to %s: %s", to, err.message);
         return errno_of(&err);
     }
     return 0;

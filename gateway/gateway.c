@@ -218,9 +218,10 @@ void gw_data_set_upload(struct gateway *gw, struct gw_data *d, const char *key,
     d->part_size = part_size;
     int rc = spool_write_upload(gw->spool, d->id, key, upload_id, part_size);
     if (rc != 0)
-        log_warn("%s: cannot record its multipart upload in the journal (%s): after a restart "
-                 "it is sent again",
-                 key, strerror(-rc));
+        log_key_warn(key, NULL,
+                     "cannot record its multipart upload in the journal (%s): after a restart "
+                     "it is sent again",
+                     strerror(-rc));
 }
 
 /* A multipart upload of bytes that are no longer wanted: aborted in the background (its parts
@@ -290,7 +291,7 @@ void gw_record(struct gateway *gw, struct gw_entry *e)
                                .mtime = e->mtime};
     int rc = spool_write_record(gw->spool, &rec);
     if (rc != 0)
-        log_warn("%s: cannot update the journal: %s", e->key, strerror(-rc));
+        log_key_warn(e->key, NULL, "cannot update the journal: %s", strerror(-rc));
 }
 
 static void keep_finished(struct gateway *gw, struct gw_entry *e)
@@ -353,9 +354,9 @@ void gw_set_failed(struct gateway *gw, struct gw_entry *e, const char *fmt, ...)
 static void recover_orphan(void *ctx, const char *key, const char *upload_id)
 {
     struct gateway *gw = ctx;
-    log_info("%s: aborting a multipart upload left by an earlier run for bytes no longer in the "
-             "spool",
-             key);
+    log_key_info(key, NULL,
+                 "aborting a multipart upload left by an earlier run for bytes no longer in the "
+                 "spool");
     gw_task_push(gw, GW_TASK_ABORT_UPLOAD, key, upload_id);
 }
 
@@ -981,7 +982,7 @@ static void delete_source_object(struct gateway *gw, const char *key)
 {
     struct s3_error err = {0};
     if (s3_delete_object(gw->s3, gw->cfg->s3.source_bucket, key, &err) != 0)
-        log_warn("%s: cannot delete the old object after a rename: %s", key, err.message);
+        log_key_warn(key, NULL, "cannot delete the old object after a rename: %s", err.message);
     gw_changed(gw, key, NULL);
 }
 

@@ -138,8 +138,9 @@ void gw_stream_wrote(struct gateway *gw, const struct gw_entry *e, struct gw_dat
     if (s->stale)
         return;
     if (offset < (uint64_t)s->queued * s->part_size) {
-        log_debug("%s: written again at %llu, where parts were sent: uploaded at close instead",
-                  e->key, (unsigned long long)offset);
+        log_key_debug(e->key, NULL,
+                      "written again at %llu, where parts were sent: uploaded at close instead",
+                      (unsigned long long)offset);
         s->stale = true;
         return;
     }
@@ -185,7 +186,7 @@ static bool create_upload(struct gateway *gw, const char *key, struct gw_data *d
     s->creating = false;
     pthread_cond_broadcast(&gw->stream_cond);
     if (rc != 0) {
-        log_debug("%s: no parts sent while writing (%s)", key, err.message);
+        log_key_debug(key, NULL, "no parts sent while writing (%s)", err.message);
         s->broken = true;
         return false;
     }
@@ -214,7 +215,8 @@ static void send_part(struct gateway *gw, struct gw_part_task *t)
         struct s3_error err = {0};
         if (upload_id && s3_multipart_upload_part(gw->s3, gw->cfg->s3.source_bucket, t->key,
                                                   upload_id, t->part, &body, &part, &err) != 0)
-            log_debug("%s: part %d not sent while writing (%s)", t->key, t->part, err.message);
+            log_key_debug(t->key, NULL, "part %d not sent while writing (%s)", t->part,
+                          err.message);
         free(upload_id);
         pthread_mutex_lock(&gw->lock);
     }
