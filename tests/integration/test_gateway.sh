@@ -833,7 +833,7 @@ t_stream_write() {
   dd if="$tmp/s100.bin" of="$mnt/c25/seq.bin" bs=1M status=none || return 1
   wait_status "$mnt/c25/seq.bin" uploaded || return 1
   local sent
-  sent=$(grep -o 'uploaded c25/seq.bin .*; [0-9]* parts went up while it was written' "$log" | grep -o '[0-9]* parts' | cut -d' ' -f1)
+  sent=$(grep -o 'c25/seq.bin: uploaded .*; [0-9]* parts went up while it was written' "$log" | grep -o '[0-9]* parts' | cut -d' ' -f1)
   [ "${sent:-0}" -ge 1 ] || { diag "no part of c25/seq.bin went up before its close"; return 1; }
   diag "c25/seq.bin (100 MiB): $sent of 13 parts went up while it was written"
   same_object "$src" c25/seq.bin "$tmp/s100.bin" || return 1
@@ -853,7 +853,7 @@ os.close(fd)
 open(sys.argv[3], "wb").write(data)
 PYEOF
   wait_status "$mnt/c25/rewrite.bin" uploaded && same_object "$src" c25/rewrite.bin "$tmp/rewrite.expected" || return 1
-  ! grep -q 'uploaded c25/rewrite.bin .*went up while it was written' "$log" ||
+  ! grep -q 'c25/rewrite.bin: uploaded .*went up while it was written' "$log" ||
     { diag "the streamed parts of c25/rewrite.bin were kept although part 1 was written again"; return 1; }
   # never closed: 40 MiB written, then kill -9 with the file open
   "$PY" -c 'import os, sys, time
