@@ -508,7 +508,7 @@ static void skip_reason(const struct config *cfg, const struct lambda_record *r,
 /* The trace id Lambda gives each invocation (Root=...), else a counter. */
 static void invocation_id(struct lambda_handler *h, char *out, size_t len)
 {
-    h->invocations++;
+    uint64_t seq = __atomic_add_fetch(&h->invocations, 1, __ATOMIC_RELAXED);
     const char *trace = getenv("_X_AMZN_TRACE_ID");
     const char *root = trace ? strstr(trace, "Root=") : NULL;
     if (root) {
@@ -518,7 +518,7 @@ static void invocation_id(struct lambda_handler *h, char *out, size_t len)
         if (n)
             return;
     }
-    snprintf(out, len, "inv%" PRIu64, h->invocations);
+    snprintf(out, len, "inv%" PRIu64, seq);
 }
 
 static json_t *record_json(const struct lambda_record *r, const struct outcome *o)

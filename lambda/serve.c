@@ -5,6 +5,10 @@
  *                                 for good), 500 + the JSON when a retry could help (radosgw
  *                                 retries a persistent topic's events on a non-2xx answer),
  *                                 400 + {"error":..} when the body is not an S3 event
+ *   POST /2015-03-31/functions/NAME/invocations  the Lambda Invoke API, for the gateway's
+ *                                 [resize] lambda_function + lambda_endpoint: handled, then 202
+ *                                 (X-Amz-Invocation-Type: Event) or 200 + the JSON; an event
+ *                                 worth retrying is 200 with X-Amz-Function-Error: Unhandled
  *   other methods: 405, other paths: 404, bodies over 1 MiB: 413
  *
  * One thread per connection (senders open few); at most SERVE_MAX_BUSY events are handled at
@@ -53,6 +57,7 @@ struct request {
     char *data;
     size_t len, cap;
     bool too_large;
+    bool invoke; /* the Invoke API's path, not / */
 };
 
 static int64_t now_ms(void)
@@ -129,6 +134,33 @@ static const char *peer(struct MHD_Connection *c, char *out, size_t len)
     return out;
 }
 
+/* POST /2015-03-31/functions/NAME/invocations (the Invoke API's path; NAME is not checked:
+ * this server is one function). */
+static bool is_invoke_path(const char *url)
+{
+    static const char prefix[] = "/2015-03-31/functions/", suffix[] = "/invocations";
+    size_t n = strlen(url), p = sizeof(prefix) - 1, q = sizeof(suffix) - 1;
+    return n > p + q && strncmp(url, prefix, p) == 0 && strcmp(url + n - q, suffix) == 0 &&
+           !memchr(url + p, '/', n - p - q);
+}
+
+/* The Invoke API's answers: Event -> 202 (the sender does not wait for a result), else 200
+ * with the JSON, and X-Amz-Function-Error when the function failed. */
+static enum MHD_Result answer_invoke(struct MHD_Connection *c, bool event, const char *body,
+                                     bool failed)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        event ? 0 : strlen(body), event ? (void *)"" : (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (failed)
+        MHD_add_response_header(r, "X-Amz-Function-Error", "Unhandled");
+    enum MHD_Result ret = MHD_queue_response(c, event ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result handle(struct server *s, struct MHD_Connection *c, struct request *rq)
 {
     char from[64];
@@ -172,7 +204,13 @@ static enum MHD_Result handle(struct server *s, struct MHD_Connection *c, struct
     log_msg(retry ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
             "event from %s handled in %.0f ms (%u%s): %ld done, %ld failed, %ld skipped", from,
             took, status, retry ? ", a retry could help" : "", n.done, n.failed, n.skipped);
-    enum MHD_Result ret = answer(c, status, response);
+    enum MHD_Result ret;
+    if (rq->invoke) {
+        const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Invocation-Type");
+        ret = answer_invoke(c, type && strcmp(type, "Event") == 0, response, retry);
+    } else {
+        ret = answer(c, status, response);
+    }
     free(response);
     return ret;
 }
@@ -189,9 +227,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
             return answer_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
                                 "%s is not allowed: POST an S3 event notification to /", method);
-        if (strcmp(url, "/") != 0)
+        bool invoke = is_invoke_path(url);
+        if (strcmp(url, "/") != 0 && !invoke)
             return answer_error(c, MHD_HTTP_NOT_FOUND,
-                                "no such path: POST S3 event notifications to /");
+                                "no such path: POST S3 event notifications to / (or invoke "
+                                "/2015-03-31/functions/NAME/invocations)");
         const char *length =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length && strtoull(length, NULL, 10) > MAX_BODY)
@@ -200,6 +240,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                 MAX_BODY);
         if (!(rq = calloc(1, sizeof(*rq))))
             return MHD_NO;
+        rq->invoke = invoke;
         *con_cls = rq;
         return MHD_YES;
     }
