@@ -40,6 +40,7 @@ cleanup() {
   "$servers/fauxqs-stop.sh" "$nstate" >/dev/null 2>&1
   "$servers/smtp-stop.sh" "$nstate" >/dev/null 2>&1
   "$servers/webhook-stop.sh" "$nstate" >/dev/null 2>&1
+  [ -z "$tls_pid" ] || kill "$tls_pid" 2>/dev/null
   remove_test_data
 }
 trap cleanup EXIT
@@ -481,12 +482,62 @@ sys.exit(1 if bad else 0)
 PYEOF
 }
 
+# E-mail over TLS: an aiosmtpd that offers STARTTLS and refuses mail without it, with a
+# certificate of a private CA ([s3] ca_file): the notice arrives. Without that CA the
+# certificate is refused (TLS is verified) and nothing is delivered.
+tls_pid=""
+t_mail_starttls() {
+  is_mounted || { diag "not mounted"; return 1; }
+  local d=$tmp/tls port
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$d/key.pem" -out "$d/cert.pem" 2>/dev/null ||
+    { diag "openssl req failed"; return 1; }
+  port=$(free_port)
+  "$PY" -m aiosmtpd -n -l "127.0.0.1:$port" --tlscert "$d/cert.pem" --tlskey "$d/key.pem" \
+    -c aiosmtpd.handlers.Mailbox "$d/maildir" </dev/null >"$d/smtp.log" 2>&1 &
+  tls_pid=$!
+  local deadline=$(($(now_ms) + 10000))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    [ "$(now_ms)" -lt "$deadline" ] || { diag "aiosmtpd with TLS did not start"; return 1; }
+    sleep 0.1
+  done
+  unmount_fs || return 1
+  mount_extra=(-o "notify.smtp_url=smtp://127.0.0.1:$port" -o "s3.ca_file=$d/cert.pem")
+  mount_fs || return 1
+  printf 'over TLS\n' >"$mnt/tls.txt"
+  wait_status "$mnt/tls.txt" uploaded || return 1
+  local n=0
+  deadline=$(($(now_ms) + gw_timeout * 1000))
+  until [ "$n" -ge 1 ] || [ "$(now_ms)" -gt "$deadline" ]; do
+    sleep 0.3
+    n=$(find "$d/maildir/new" -type f 2>/dev/null | wc -l)
+  done
+  expect "mails delivered over STARTTLS" 1 "$n" || return 1
+  grep -q 'tls.txt' "$d"/maildir/new/* || { diag "the mail is not about tls.txt"; return 1; }
+  # the system's CAs do not know this certificate: refused, nothing delivered
+  unmount_fs || return 1
+  mount_extra=(-o "notify.smtp_url=smtp://127.0.0.1:$port")
+  mount_fs || return 1
+  printf 'not over TLS\n' >"$mnt/tls2.txt"
+  wait_status "$mnt/tls2.txt" uploaded || return 1
+  deadline=$(($(now_ms) + 15000))
+  until grep -q 'notices: smtp failed' "$tmp/json.log" || [ "$(now_ms)" -gt "$deadline" ]; do sleep 0.3; done
+  grep 'notices: smtp failed' "$tmp/json.log" | tail -1 | grep -qi 'certificate\|SSL\|TLS' ||
+    { diag "no certificate error from the SMTP sink: $(grep 'smtp' "$tmp/json.log" | tail -2)"; return 1; }
+  expect "mails delivered with an unknown certificate" 1 "$(find "$d/maildir/new" -type f | wc -l)" || return 1
+  unmount_fs || return 1 # the queued notice is saved, not lost
+  mount_extra=()
+  mount_fs
+}
+
 # ---- case 3: digest ----------------------------------------------------------------------------
 
 t_digest() {
   if is_mounted; then unmount_fs || return 1; fi
   mount_extra=(-o notify.digest_seconds=10 -o notify.digest_keys=7)
   mount_fs || return 1
+  receive "$tmp/sns-drop3.jsonl" 0 2 >/dev/null # the notices of earlier cases
   cp -r "$data/burst" "$mnt/burst" || { diag "cp -r burst failed"; return 1; }
   wait_drained "$gw_timeout" 2 || return 1
   local got
@@ -534,6 +585,8 @@ case_ "SIGHUP reopens [log] file (logrotate) and does not unmount" t_sighup
 case_ "SNS down: uploads and resizes go on, webhook and mail get their notices, SNS gets them once back" t_sns_down
 case_ "notices not delivered at unmount are saved in cache_dir and sent by the next mount" t_saved_at_unmount
 case_ "a permanent upload failure (wrong key) is announced with reason and action; the upload after s3imgfs retry too" t_upload_failed
+case_ "e-mail over STARTTLS with a private CA ([s3] ca_file); an unknown certificate is refused" t_mail_starttls
+[ -z "$tls_pid" ] || { kill "$tls_pid" 2>/dev/null; wait "$tls_pid" 2>/dev/null || true; }
 case_ "digest_seconds: a burst of 100 files (2 broken) gives one notice with the right counts" t_digest
 if is_mounted; then unmount_fs || true; fi
 case_ "no sanitizer report from the gateway (ASan/UBSan builds)" no_sanitizer_report
