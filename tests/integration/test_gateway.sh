@@ -879,7 +879,8 @@ os.write(fd, os.urandom(40 << 20)); time.sleep(30)' "$mnt/c25/open.bin" 2>/dev/n
   expect "multipart uploads left under c25/" "" "$(open_uploads c25/)"
 }
 
-# The control area: status is read-only, retry write-only, nothing else can be made there, and
+# The control area: status and metrics are read-only, retry write-only, nothing else can be made
+# there, and
 # nothing of it reaches the bucket.
 t_control_area() {
   fails_with "Permission denied" sh -c "echo x >'$mnt/.s3imgfs/new'" || return 1
@@ -887,7 +888,10 @@ t_control_area() {
   fails_with "Permission denied" rm "$mnt/.s3imgfs/status" || return 1
   fails_with "Permission denied" mv "$mnt/.s3imgfs/status" "$mnt/.s3imgfs/s2" || return 1
   fails_with "Permission denied" cat "$mnt/.s3imgfs/retry" || return 1
-  expect "ls .s3imgfs" "retry status" "$(ls "$mnt/.s3imgfs" | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" || return 1
+  fails_with "Permission denied" sh -c "echo x >'$mnt/.s3imgfs/metrics'" || return 1
+  grep -q '^# TYPE s3imgfs_uploads_total counter$' "$mnt/.s3imgfs/metrics" ||
+    { diag ".s3imgfs/metrics has no s3imgfs_uploads_total counter"; return 1; }
+  expect "ls .s3imgfs" "metrics retry status" "$(ls "$mnt/.s3imgfs" | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" || return 1
   "$fs" status --json "$mnt" | "$PY" -c 'import json,sys; s=json.load(sys.stdin); assert isinstance(s["in_flight"], list) and "upload_rate" in s and "requeued" in s, s' ||
     { diag "s3imgfs status --json lacks in_flight/upload_rate/requeued"; return 1; }
   local keys
