@@ -108,13 +108,14 @@ void gw_abort_upload(struct gateway *gw, const char *key, const char *upload_id)
 }
 
 /* A file that was being uploaded when the gateway stopped: when S3 has exactly its bytes (the
- * PUT completed, the journal did not learn of it), it is not sent again. */
+ * PUT or the multipart upload completed, the journal did not learn of it), it is not sent
+ * again. */
 static bool already_sent(struct gateway *gw, struct gw_job *job, const struct s3_body *body)
 {
     struct s3_object_info info = {0};
     struct s3_error err = {0};
-    bool same =
-        s3_object_has_content(gw->s3, gw->cfg->s3.source_bucket, job->key, body, &info, &err) == 1;
+    bool same = s3_object_has_content(gw->s3, gw->cfg->s3.source_bucket, job->key, body,
+                                      job->data->part_size, &info, &err) == 1;
     if (same) {
         snprintf(job->etag, sizeof(job->etag), "%s", info.etag);
         job->size = body->length;

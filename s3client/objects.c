@@ -495,22 +495,87 @@ char *s3_presign_get(struct s3client *c, const char *bucket, const char *key,
     return url;
 }
 
+/* The raw MD5 of body's bytes [off, off + len). */
+static int range_md5(const struct s3_body *body, uint64_t off, uint64_t len, unsigned char out[16],
+                     struct s3_error *err)
+{
+    struct s3_body part = *body;
+    part.data = body->data ? (const char *)body->data + off : NULL;
+    part.offset = body->offset + (off_t)off;
+    part.length = len;
+    part.progress = NULL;
+    char sha[65], md5_b64[25];
+    if (s3_body_digests(&part, sha, md5_b64, err) != 0)
+        return -1;
+    unsigned char raw[18];
+    if (EVP_DecodeBlock(raw, (const unsigned char *)md5_b64, 24) != 18) {
+        s3_error_set(err, 0, "InvalidArgument", false, "bad MD5 encoding");
+        return -1;
+    }
+    memcpy(out, raw, 16);
+    return 0;
+}
+
+static void hex16(const unsigned char in[16], char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", in[i]);
+}
+
+/* The ETag S3 gives body: "<md5>" for one PUT; "<md5 of the parts' md5s>-<parts>" for a
+ * multipart upload in parts of part_size (parts > 0). */
+static int expected_etag(const struct s3_body *body, uint64_t part_size, unsigned parts,
+                         char out[48], struct s3_error *err)
+{
+    unsigned char md5[16];
+    if (parts == 0) {
+        if (range_md5(body, 0, body->length, md5, err) != 0)
+            return -1;
+        hex16(md5, out);
+        return 0;
+    }
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = ctx && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 ? 0 : -1;
+    for (unsigned i = 0; i < parts && rc == 0; i++) {
+        uint64_t off = (uint64_t)i * part_size;
+        uint64_t len = body->length - off < part_size ? body->length - off : part_size;
+        rc = range_md5(body, off, len, md5, err);
+        if (rc == 0 && EVP_DigestUpdate(ctx, md5, 16) != 1)
+            rc = -1;
+    }
+    if (rc == 0 && EVP_DigestFinal_ex(ctx, md5, NULL) != 1)
+        rc = -1;
+    EVP_MD_CTX_free(ctx);
+    if (rc == 0) {
+        hex16(md5, out);
+        snprintf(out + 32, 16, "-%u", parts);
+    }
+    return rc;
+}
+
 int s3_object_has_content(struct s3client *c, const char *bucket, const char *key,
-                          const struct s3_body *body, struct s3_object_info *info,
-                          struct s3_error *err)
+                          const struct s3_body *body, uint64_t part_size,
+                          struct s3_object_info *info, struct s3_error *err)
 {
     if (s3_head_object(c, bucket, key, info, err) != 0)
         return err && strcmp(err->code, "NoSuchKey") == 0 ? 0 : -1;
-    if (info->size != body->length || strlen(info->etag) != 32)
-        return 0; /* another size, or "<md5>-<parts>" of a multipart upload */
-    char sha[65], md5_b64[25];
-    if (s3_body_digests(body, sha, md5_b64, err) != 0)
-        return -1;
-    unsigned char md5[18];
-    if (EVP_DecodeBlock(md5, (const unsigned char *)md5_b64, 24) != 18)
+    if (info->size != body->length || strlen(info->etag) < 32)
         return 0;
-    char hex[33];
-    for (int i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md5[i]);
-    return strcasecmp(hex, info->etag) == 0;
+    unsigned parts = 0;
+    if (info->etag[32] == '-') { /* a multipart upload: the part size must give that count */
+        if (!part_size)
+            part_size = c->multipart_part_size;
+        char *end;
+        unsigned long n = strtoul(info->etag + 33, &end, 10);
+        if (*end || !part_size || n == 0 || n > 10000 ||
+            (body->length + part_size - 1) / part_size != n)
+            return 0;
+        parts = (unsigned)n;
+    } else if (info->etag[32]) {
+        return 0;
+    }
+    char want[48];
+    if (expected_etag(body, part_size, parts, want, err) != 0)
+        return -1;
+    return strcasecmp(want, info->etag) == 0;
 }

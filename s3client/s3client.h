@@ -307,13 +307,15 @@ int s3_get_object_buf(struct s3client *c, const char *bucket, const char *key,
 int s3_head_object(struct s3client *c, const char *bucket, const char *key,
                    struct s3_object_info *info, struct s3_error *err);
 
-/* Is `body` already the object's content? 1 yes (same size, and its ETag is the MD5 of body:
- * a single-PUT object without SSE-KMS), 0 no or cannot tell (a multipart or KMS ETag, no such
- * object), -1 on another error. Reads the body once (for its MD5). For a process that may have
- * been stopped between sending an object and recording that it did. */
+/* Is `body` already the object's content? 1 yes (same size, and its ETag is the MD5 of body
+ * for a single PUT, or for a multipart upload the MD5 of its parts' MD5s and their count, with
+ * parts of part_size bytes; 0 = the client's multipart_part_size), 0 no or cannot tell
+ * (another size or part size, an SSE-KMS ETag, no such object), -1 on another error. Reads the
+ * body once. For a process that may have been stopped between sending an object and recording
+ * that it did. */
 int s3_object_has_content(struct s3client *c, const char *bucket, const char *key,
-                          const struct s3_body *body, struct s3_object_info *info,
-                          struct s3_error *err);
+                          const struct s3_body *body, uint64_t part_size,
+                          struct s3_object_info *info, struct s3_error *err);
 
 /* DELETE. Deleting a missing key succeeds (as in S3). */
 int s3_delete_object(struct s3client *c, const char *bucket, const char *key, struct s3_error *err);

@@ -41,6 +41,7 @@ cleanup() {
   "$servers/smtp-stop.sh" "$nstate" >/dev/null 2>&1
   "$servers/webhook-stop.sh" "$nstate" >/dev/null 2>&1
   [ -z "$tls_pid" ] || kill "$tls_pid" 2>/dev/null
+  [ -z "$auth_pid" ] || kill "$auth_pid" 2>/dev/null
   remove_test_data
 }
 trap cleanup EXIT
@@ -531,6 +532,44 @@ t_mail_starttls() {
   mount_fs
 }
 
+# SMTP AUTH: a server that requires STARTTLS and a login (tests/integration/smtp_auth_server.py)
+# gets the notice with smtp_user and the password from smtp_password_file.
+auth_pid=""
+t_mail_auth() {
+  is_mounted || { diag "not mounted"; return 1; }
+  local d=$tmp/tls port
+  [ -s "$d/cert.pem" ] || { diag "no certificate from the STARTTLS case"; return 1; }
+  port=$(free_port)
+  "$PY" "$here/smtp_auth_server.py" "$port" "$d/cert.pem" "$d/key.pem" robot 'pa ss:w0rd' \
+    "$d/auth-maildir" </dev/null >"$d/auth.log" 2>&1 &
+  auth_pid=$!
+  local deadline=$(($(now_ms) + 10000))
+  until grep -q listening "$d/auth.log" 2>/dev/null; do
+    [ "$(now_ms)" -lt "$deadline" ] || { diag "the SMTP AUTH server did not start: $(cat "$d/auth.log")"; return 1; }
+    sleep 0.1
+  done
+  printf 'pa ss:w0rd\n' >"$d/password"
+  chmod 600 "$d/password"
+  unmount_fs || return 1
+  mount_extra=(-o "notify.smtp_url=smtp://127.0.0.1:$port" -o "s3.ca_file=$d/cert.pem"
+    -o notify.smtp_user=robot -o "notify.smtp_password_file=$d/password")
+  mount_fs || return 1
+  printf 'with a login\n' >"$mnt/auth.txt"
+  wait_status "$mnt/auth.txt" uploaded || return 1
+  local n=0
+  deadline=$(($(now_ms) + gw_timeout * 1000))
+  until [ "$n" -ge 1 ] || [ "$(now_ms)" -gt "$deadline" ]; do
+    sleep 0.3
+    n=$(find "$d/auth-maildir/new" -type f 2>/dev/null | wc -l)
+  done
+  expect "mails delivered after AUTH" 1 "$n" || { sed 's/^/#   | /' "$d/auth.log"; return 1; }
+  grep -q '^auth ok robot' "$d/auth.log" || { diag "the server saw no successful login"; return 1; }
+  ! grep -q 'pa ss:w0rd' "$log" "$tmp"/json.log* || { diag "the password is in a log"; return 1; }
+  unmount_fs || return 1
+  mount_extra=()
+  mount_fs
+}
+
 # ---- case 3: digest ----------------------------------------------------------------------------
 
 t_digest() {
@@ -586,7 +625,9 @@ case_ "SNS down: uploads and resizes go on, webhook and mail get their notices, 
 case_ "notices not delivered at unmount are saved in cache_dir and sent by the next mount" t_saved_at_unmount
 case_ "a permanent upload failure (wrong key) is announced with reason and action; the upload after s3imgfs retry too" t_upload_failed
 case_ "e-mail over STARTTLS with a private CA ([s3] ca_file); an unknown certificate is refused" t_mail_starttls
+case_ "e-mail with SMTP AUTH (login over STARTTLS, password from smtp_password_file, never logged)" t_mail_auth
 [ -z "$tls_pid" ] || { kill "$tls_pid" 2>/dev/null; wait "$tls_pid" 2>/dev/null || true; }
+[ -z "$auth_pid" ] || { kill "$auth_pid" 2>/dev/null; wait "$auth_pid" 2>/dev/null || true; }
 case_ "digest_seconds: a burst of 100 files (2 broken) gives one notice with the right counts" t_digest
 if is_mounted; then unmount_fs || true; fi
 case_ "no sanitizer report from the gateway (ASan/UBSan builds)" no_sanitizer_report

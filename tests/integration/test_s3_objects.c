@@ -767,8 +767,8 @@ static void resumable_upload_reuses_whole_parts(void **state)
     close(fd);
 }
 
-/* s3_object_has_content: the same bytes (a single PUT) say yes; other bytes of the same size,
- * a missing key and a multipart object (its ETag is no MD5) say no. */
+/* s3_object_has_content: the same bytes say yes (a single PUT, and a multipart upload given its
+ * part size); other bytes of the same size, a missing key and a wrong part size say no. */
 static void object_has_content(void **state)
 {
     (void)state;
@@ -780,18 +780,38 @@ static void object_has_content(void **state)
     struct s3_body same = s3_body_mem(a, sizeof(a)), other = s3_body_mem(b, sizeof(b));
     struct s3_object_info info = {0};
     struct s3_error err;
-    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/one", &same, &info, &err), 1);
+    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/one", &same, 0, &info, &err),
+                     1);
     s3_object_info_clear(&info);
-    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/one", &other, &info, &err), 0);
+    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/one", &other, 0, &info, &err),
+                     0);
     s3_object_info_clear(&info);
-    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/none", &same, &info, &err), 0);
+    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/none", &same, 0, &info, &err),
+                     0);
     s3_object_info_clear(&info);
     const size_t len = 17u << 20;
     char *data;
     int fd = temp_file(len, 42, &data);
     struct s3_body big = s3_body_fd(fd, 0, len);
-    assert_int_equal(s3_upload(fx.client, fx.bucket, "hc/multi", &big, NULL, NULL, &err), 0);
-    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/multi", &big, &info, &err), 0);
+    struct s3_resume r = {0};
+    assert_int_equal(
+        s3_upload_resumable(fx.client, fx.bucket, "hc/multi", &big, NULL, &r, NULL, &err), 0);
+    uint64_t ps = r.part_size; /* the client's default: out of the call */
+    assert_true(ps >= 5u << 20 && ps < len);
+    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/multi", &big, ps, &info, &err),
+                     1);
+    char parts[16];
+    snprintf(parts, sizeof(parts), "-%u", (unsigned)((len + ps - 1) / ps));
+    assert_non_null(strstr(info.etag, parts));
+    s3_object_info_clear(&info);
+    assert_int_equal(
+        s3_object_has_content(fx.client, fx.bucket, "hc/multi", &big, ps + (1u << 20), &info, &err),
+        0);
+    s3_object_info_clear(&info);
+    data[len - 5] ^= 1; /* the last part differs: same size, same part count */
+    assert_int_equal(pwrite(fd, data + len - 5, 1, (off_t)(len - 5)), 1);
+    assert_int_equal(s3_object_has_content(fx.client, fx.bucket, "hc/multi", &big, ps, &info, &err),
+                     0);
     s3_object_info_clear(&info);
     free(data);
     close(fd);
