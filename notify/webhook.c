@@ -124,83 +124,56 @@ static const char *transport_hint(CURLcode rc)
     }
 }
 
-int notify_webhook_post(const char *url, const char *secret, const char *ca_file,
-                        const struct notify_message *m, struct s3_error *err)
+/* The headers of one delivery (NULL on ENOMEM; *why says which step failed). */
+static struct curl_slist *delivery_headers(const char *secret, const struct notify_message *m,
+                                           const char *body, size_t body_len, const char **why)
 {
-    struct s3_error local;
-    if (!err)
-        err = &local;
-    s3_error_clear(err);
-    if (!url || !*url) {
-        s3_error_set(err, 0, "InvalidArgument", false,
-                     "webhook: no URL (set [notify] webhook_url)");
-        return -1;
-    }
-    char shown[512];
-    url_for_message(url, shown, sizeof(shown));
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK) {
-        s3_error_set(err, 0, "WebhookUnreachable", false, "webhook %s: libcurl: %s", shown,
-                     curl_easy_strerror(curl_init_rc));
-        return -1;
-    }
-
-    const char *body = m->json ? m->json : "";
-    size_t body_len = strlen(body);
-
     unsigned char id[16];
     char delivery[2 * sizeof(id) + 1];
     if (RAND_bytes(id, sizeof(id)) != 1) {
-        s3_error_set(err, 0, "WebhookUnreachable", true,
-                     "webhook %s: no random bytes for the delivery ID", shown);
-        return -1;
+        *why = "no random bytes for the delivery ID";
+        return NULL;
     }
     for (size_t i = 0; i < sizeof(id); i++)
         snprintf(delivery + 2 * i, 3, "%02x", id[i]);
-
-    char h_event[192], h_status[96], h_delivery[64], h_signature[32 + NOTIFY_SIGNATURE_MAX];
+    char h_event[192], h_status[96], h_delivery[64], h_signature[32 + NOTIFY_SIGNATURE_MAX] = "";
     header_line(h_event, sizeof(h_event), "X-S3imgfs-Event", m->event);
     header_line(h_status, sizeof(h_status), "X-S3imgfs-Status", m->status);
     snprintf(h_delivery, sizeof(h_delivery), "X-S3imgfs-Delivery: %s", delivery);
-    h_signature[0] = '\0';
     if (secret && *secret) {
         char sig[NOTIFY_SIGNATURE_MAX];
         if (notify_webhook_signature(secret, (int64_t)time(NULL), body, body_len, sig,
                                      sizeof(sig)) != 0) {
-            s3_error_set(err, 0, "WebhookUnreachable", false,
-                         "webhook %s: the signature could not be computed", shown);
-            return -1;
+            *why = "the signature could not be computed";
+            return NULL;
         }
         snprintf(h_signature, sizeof(h_signature), "X-S3imgfs-Signature: %s", sig);
     }
-
-    CURL *h = curl_easy_init();
-    struct curl_slist *headers = NULL, *l;
     const char *lines[] = {"Content-Type: application/json",
                            "Expect:", /* no 100-continue round trip */
                            h_event,
                            h_status,
                            h_delivery,
                            h_signature[0] ? h_signature : NULL};
-    bool oom = !h;
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]) && !oom; i++) {
+    struct curl_slist *headers = NULL, *l;
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
         if (!lines[i])
             continue;
-        if (!(l = curl_slist_append(headers, lines[i])))
-            oom = true;
-        else
-            headers = l;
+        if (!(l = curl_slist_append(headers, lines[i]))) {
+            curl_slist_free_all(headers);
+            *why = "out of memory";
+            return NULL;
+        }
+        headers = l;
     }
-    if (oom) {
-        curl_slist_free_all(headers);
-        if (h)
-            curl_easy_cleanup(h);
-        s3_error_set(err, 0, "OutOfMemory", true, "webhook %s: out of memory", shown);
-        return -1;
-    }
+    return headers;
+}
 
-    struct answer answer = {0};
-    char errbuf[CURL_ERROR_SIZE] = "";
+/* A POST that verifies TLS, follows no redirect and speaks HTTP(S) only. */
+static void set_post_options(CURL *h, const char *url, const char *ca_file,
+                             struct curl_slist *headers, const char *body, size_t body_len,
+                             struct answer *answer, char *errbuf)
+{
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0 */
@@ -221,30 +194,71 @@ int notify_webhook_post(const char *url, const char *secret, const char *ca_file
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, answer);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+}
 
-    CURLcode rc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(h);
-
+/* The outcome of a POST as 0 (a 2xx answer) or -1 with an error a user can act on. */
+static int judge_answer(CURLcode rc, long status, const struct answer *answer, const char *errbuf,
+                        const char *shown, struct s3_error *err)
+{
     if (rc != CURLE_OK) {
         s3_error_set(err, 0, "WebhookUnreachable", transport_retryable(rc), "webhook %s: %s%s",
                      shown, errbuf[0] ? errbuf : curl_easy_strerror(rc), transport_hint(rc));
         return -1;
     }
-    if (status < 200 || status > 299) {
-        char quoted[BODY_QUOTE + 4];
-        quote_body(&answer, quoted, sizeof(quoted));
-        bool retry = status >= 500 || status == 429 || status == 408;
-        s3_error_set(err, status, "WebhookRejected", retry, "webhook %s answered HTTP %ld%s%s",
-                     shown, status, quoted,
-                     status >= 300 && status < 400 ? " (redirects are not followed: set [notify] "
-                                                     "webhook_url to the final URL)"
-                                                   : "");
+    if (status >= 200 && status <= 299)
+        return 0;
+    char quoted[BODY_QUOTE + 4];
+    quote_body(answer, quoted, sizeof(quoted));
+    bool retry = status >= 500 || status == 429 || status == 408;
+    s3_error_set(err, status, "WebhookRejected", retry, "webhook %s answered HTTP %ld%s%s", shown,
+                 status, quoted,
+                 status >= 300 && status < 400 ? " (redirects are not followed: set [notify] "
+                                                 "webhook_url to the final URL)"
+                                               : "");
+    return -1;
+}
+
+int notify_webhook_post(const char *url, const char *secret, const char *ca_file,
+                        const struct notify_message *m, struct s3_error *err)
+{
+    struct s3_error local;
+    if (!err)
+        err = &local;
+    s3_error_clear(err);
+    if (!url || !*url) {
+        s3_error_set(err, 0, "InvalidArgument", false,
+                     "webhook: no URL (set [notify] webhook_url)");
         return -1;
     }
-    return 0;
+    char shown[512];
+    url_for_message(url, shown, sizeof(shown));
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK) {
+        s3_error_set(err, 0, "WebhookUnreachable", false, "webhook %s: libcurl: %s", shown,
+                     curl_easy_strerror(curl_init_rc));
+        return -1;
+    }
+    const char *body = m->json ? m->json : "";
+    size_t body_len = strlen(body);
+    const char *why = "out of memory";
+    struct curl_slist *headers = delivery_headers(secret, m, body, body_len, &why);
+    CURL *h = headers ? curl_easy_init() : NULL;
+    if (!h) {
+        curl_slist_free_all(headers);
+        s3_error_set(err, 0,
+                     strcmp(why, "out of memory") == 0 ? "OutOfMemory" : "WebhookUnreachable", true,
+                     "webhook %s: %s", shown, why);
+        return -1;
+    }
+    struct answer answer = {0};
+    char errbuf[CURL_ERROR_SIZE] = "";
+    set_post_options(h, url, ca_file, headers, body, body_len, &answer, errbuf);
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(h);
+    return judge_answer(rc, status, &answer, errbuf, shown, err);
 }
