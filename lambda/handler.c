@@ -537,6 +537,47 @@ static json_t *record_json(const struct lambda_record *r, const struct outcome *
                      status_names[o->status], "reason", o->reason, "renditions", renditions);
 }
 
+/* Record i of ev: skipped, not started (the deadline is near) or processed. */
+static void handle_record(struct lambda_handler *h, const struct lambda_event *ev, size_t i,
+                          const char *inv, int64_t deadline_ms, struct outcome *o)
+{
+    const struct lambda_record *r = &ev->records[i];
+    char rid[128];
+    if (ev->count > 1)
+        snprintf(rid, sizeof(rid), "%s/%zu", inv, i);
+    else
+        snprintf(rid, sizeof(rid), "%s", inv);
+    if (ev->skip[i] != LAMBDA_SKIP_NONE) {
+        skip_reason(h->cfg, r, ev->skip[i], o);
+        log_key_debug(r->key, rid, "skipped: %s", o->reason);
+    } else if (deadline_ms > 0 && wall_ms() >= deadline_ms - MARGIN_MS) {
+        set_reason(o, ST_NOT_STARTED,
+                   "too close to the function's deadline (%d s margin); a retry of the event "
+                   "does it",
+                   MARGIN_MS / 1000);
+        log_key_warn(r->key, rid, "%s", o->reason);
+    } else {
+        process(h, r, rid, o);
+    }
+}
+
+/* The notices leave before the answer: Lambda freezes the process after it. */
+static void flush_notices(struct lambda_handler *h, int64_t deadline_ms)
+{
+    if (!h->notifier)
+        return;
+    int64_t wait = FLUSH_MAX_MS;
+    if (deadline_ms > 0) {
+        int64_t left = deadline_ms - wall_ms() - MARGIN_MS;
+        wait = left < 0 ? 0 : left < wait ? left : wait;
+    }
+    size_t pending = wait > 0 ? notifier_flush(h->notifier, (unsigned)wait) : 0;
+    if (pending)
+        log_warn("%zu notice(s) not delivered yet when the function answered; they go out with "
+                 "a later invocation",
+                 pending);
+}
+
 char *lambda_handle_event(struct lambda_handler *h, const char *json, size_t len,
                           int64_t deadline_ms, bool *retry, struct s3_error *err)
 {
@@ -558,45 +599,16 @@ char *lambda_handle_event(struct lambda_handler *h, const char *json, size_t len
     size_t counts[4] = {0};
     bool again = false;
     for (size_t i = 0; i < ev.count; i++) {
-        const struct lambda_record *r = &ev.records[i];
-        char rid[128];
-        if (ev.count > 1)
-            snprintf(rid, sizeof(rid), "%s/%zu", inv, i);
-        else
-            snprintf(rid, sizeof(rid), "%s", inv);
         struct outcome o = {0};
-        if (ev.skip[i] != LAMBDA_SKIP_NONE) {
-            skip_reason(h->cfg, r, ev.skip[i], &o);
-            log_key_debug(r->key, rid, "skipped: %s", o.reason);
-        } else if (deadline_ms > 0 && wall_ms() >= deadline_ms - MARGIN_MS) {
-            set_reason(&o, ST_NOT_STARTED,
-                       "too close to the function's deadline (%d s margin); a retry of the event "
-                       "does it",
-                       MARGIN_MS / 1000);
-            log_key_warn(r->key, rid, "%s", o.reason);
-        } else {
-            process(h, r, rid, &o);
-        }
+        handle_record(h, &ev, i, inv, deadline_ms, &o);
         if (o.status == ST_NOT_STARTED || (o.status == ST_FAILED && o.transient))
             again = true;
         counts[o.status]++;
-        json_array_append_new(records, record_json(r, &o));
+        json_array_append_new(records, record_json(&ev.records[i], &o));
         outcome_clear(&o);
     }
     lambda_event_free(&ev);
-
-    if (h->notifier) {
-        int64_t wait = FLUSH_MAX_MS;
-        if (deadline_ms > 0) {
-            int64_t left = deadline_ms - wall_ms() - MARGIN_MS;
-            wait = left < 0 ? 0 : left < wait ? left : wait;
-        }
-        size_t pending = wait > 0 ? notifier_flush(h->notifier, (unsigned)wait) : 0;
-        if (pending)
-            log_warn("%zu notice(s) not delivered yet when the function answered; they go out "
-                     "with a later invocation",
-                     pending);
-    }
+    flush_notices(h, deadline_ms);
 
     json_t *root = json_pack("{s:o, s:I, s:I, s:I, s:I, s:b}", "records", records, "done",
                              (json_int_t)counts[ST_DONE], "failed", (json_int_t)counts[ST_FAILED],
