@@ -254,7 +254,6 @@ int gw_make_renditions(struct gateway *gw, struct gw_job *job, char *reason, siz
 void gw_run_task(struct gateway *gw, const struct gw_task *task);
 size_t gw_rendition_candidates(struct gateway *gw, const char *key, const char *format,
                                char ***out);
-bool gw_is_image_format(const char *format);
 /* job->etag from a HEAD of the source when it is not known (a job resumed after a restart). */
 void gw_fill_etag(struct gateway *gw, struct gw_job *job);
 /* True when every rendition of job's source exists and was made from job->etag (its metadata

@@ -9,27 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-bool gw_is_image_format(const char *format)
-{
-    static const char *const formats[] = {"jpeg", "png", "webp", "gif", "tiff", "heif", "avif"};
-    for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
-        if (strcmp(format, formats[i]) == 0)
-            return true;
-    return false;
-}
-
-/* The extension `size` gives a source of `format` (the engine's "auto" rule, without alpha). */
-static const char *output_extension(const struct conf_size *size, const char *format)
-{
-    if (size->format != CONF_FORMAT_AUTO)
-        return resize_extension(conf_format_name(size->format));
-    if (strcmp(format, "png") == 0 || strcmp(format, "gif") == 0)
-        return "png";
-    if (strcmp(format, "webp") == 0)
-        return "webp";
-    return "jpg";
-}
-
 static bool contains(char **keys, size_t n, const char *key)
 {
     for (size_t i = 0; i < n; i++)
@@ -48,7 +27,7 @@ size_t gw_rendition_candidates(struct gateway *gw, const char *key, const char *
     for (size_t i = 0; keys && i < cfg->resize.size_count; i++) {
         const struct conf_size *size = &cfg->resize.sizes[i];
         for (size_t j = 0; j < 4; j++) {
-            const char *ext = format ? output_extension(size, format) : all[j];
+            const char *ext = format ? resize_output_extension(size, format) : all[j];
             char *k = conf_rendition_key(cfg, size, key, ext);
             if (k && !contains(keys, n, k))
                 keys[n++] = k;

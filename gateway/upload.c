@@ -38,7 +38,7 @@ const char *gw_sniff(int fd, const char *key, char **format)
     if (n <= 0)
         return mime_by_extension(key);
     const char *f = resize_sniff_format(head, (size_t)n);
-    *format = f && gw_is_image_format(f) ? strdup(f) : NULL;
+    *format = f && resize_is_image_format(f) ? strdup(f) : NULL;
     const char *mime = resize_sniff_mime(head, (size_t)n);
     return mime ? mime : mime_by_extension(key);
 }

@@ -345,7 +345,7 @@ static bool overtaken(struct gateway *gw, struct gw_entry *e, const struct gw_jo
 static bool wants_resize(struct gateway *gw, const struct gw_job *job)
 {
     return gw->cfg->resize.mode != CONF_RESIZE_OFF && job->format &&
-           gw_is_image_format(job->format);
+           resize_is_image_format(job->format);
 }
 
 /* A transient failure of the upload (e->state GW_PENDING) or of the renditions (GW_UPLOADED):

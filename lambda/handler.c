@@ -121,28 +121,6 @@ static bool is_gone(const struct s3_error *err)
     return strcmp(err->code, "NoSuchKey") == 0;
 }
 
-static bool is_image_format(const char *format)
-{
-    static const char *const formats[] = {"jpeg", "png", "webp", "gif", "tiff", "heif", "avif"};
-    for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
-        if (strcmp(format, formats[i]) == 0)
-            return true;
-    return false;
-}
-
-/* The extension `size` gives a source of `format` (the engine's "auto" rule without alpha; as
- * gateway/renditions.c output_extension). */
-static const char *output_extension(const struct conf_size *size, const char *format)
-{
-    if (size->format != CONF_FORMAT_AUTO)
-        return resize_extension(conf_format_name(size->format));
-    if (strcmp(format, "png") == 0 || strcmp(format, "gif") == 0)
-        return "png";
-    if (strcmp(format, "webp") == 0)
-        return "webp";
-    return "jpg";
-}
-
 static void outcome_clear(struct outcome *o)
 {
     for (size_t i = 0; i < o->made_count; i++)
@@ -275,13 +253,14 @@ static void source_failed(struct job *j, const char *what, const struct s3_error
 static bool renditions_current(struct job *j)
 {
     const struct config *cfg = j->h->cfg;
-    if (!j->head.etag[0] || !j->format || !is_image_format(j->format))
+    if (!j->head.etag[0] || !j->format || !resize_is_image_format(j->format))
         return false;
     struct outcome found = {0};
     bool current = true;
     for (size_t i = 0; current && i < cfg->resize.size_count; i++) {
         const struct conf_size *size = &cfg->resize.sizes[i];
-        char *key = conf_rendition_key(cfg, size, j->rec->key, output_extension(size, j->format));
+        char *key =
+            conf_rendition_key(cfg, size, j->rec->key, resize_output_extension(size, j->format));
         if (!key)
             break;
         struct s3_object_info info = {0};

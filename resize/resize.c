@@ -162,6 +162,26 @@ const char *resize_extension(const char *format)
     return format; /* png, webp, avif, gif, heif */
 }
 
+bool resize_is_image_format(const char *format)
+{
+    static const char *const formats[] = {"jpeg", "png", "webp", "gif", "tiff", "heif", "avif"};
+    for (size_t i = 0; format && i < sizeof(formats) / sizeof(formats[0]); i++)
+        if (strcmp(format, formats[i]) == 0)
+            return true;
+    return false;
+}
+
+const char *resize_output_extension(const struct conf_size *size, const char *format)
+{
+    if (size->format != CONF_FORMAT_AUTO)
+        return resize_extension(conf_format_name(size->format));
+    if (strcmp(format, "png") == 0 || strcmp(format, "gif") == 0)
+        return "png";
+    if (strcmp(format, "webp") == 0)
+        return "webp";
+    return "jpg";
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* libvips errors -> one short line                                                             */
 

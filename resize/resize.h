@@ -122,6 +122,14 @@ void resize_output_size(int width, int height, const struct conf_size *size, int
 /* File extension for an output format name ("jpeg" -> "jpg"). */
 const char *resize_extension(const char *format);
 
+/* True for the source formats the engine resizes ("jpeg", "png", "webp", "gif", "tiff", "heif",
+ * "avif", as resize_sniff names them). */
+bool resize_is_image_format(const char *format);
+
+/* The extension of `size`'s output for a source of `format` (the "auto" rule of docs/resize.md,
+ * for a source without alpha): for callers that name renditions before (or without) resizing. */
+const char *resize_output_extension(const struct conf_size *size, const char *format);
+
 #ifdef __cplusplus
 }
 #endif

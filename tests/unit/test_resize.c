@@ -450,6 +450,15 @@ static void test_sniff(void **state)
     assert_string_equal(resize_extension("webp"), "webp");
     assert_string_equal(resize_extension("avif"), "avif");
     assert_string_equal(resize_extension("png"), "png");
+    assert_true(resize_is_image_format("heif") && resize_is_image_format("gif"));
+    assert_false(resize_is_image_format("svg") || resize_is_image_format("pdf") ||
+                 resize_is_image_format(NULL));
+    struct conf_size auto_size = {.format = CONF_FORMAT_AUTO}, webp = {.format = CONF_FORMAT_WEBP};
+    assert_string_equal(resize_output_extension(&auto_size, "jpeg"), "jpg");
+    assert_string_equal(resize_output_extension(&auto_size, "heif"), "jpg");
+    assert_string_equal(resize_output_extension(&auto_size, "gif"), "png");
+    assert_string_equal(resize_output_extension(&auto_size, "webp"), "webp");
+    assert_string_equal(resize_output_extension(&webp, "png"), "webp");
 
     /* Real files from the encoders. */
     VipsImage *im = rgb(16, 16, 10, 20, 30);
