@@ -101,8 +101,8 @@ vt_jobs() {
 
 describe() {
     case $1 in
-    ours-j2) echo "s3imgfs-resize -j $jobs --sizes '$ours_sizes' --format jpeg --quality 80: one process, $jobs files at once, libvips' default threads per image; one decode per image (shrunk on load), every size derived from it" ;;
-    ours-j1) echo "s3imgfs-resize -j 1, same options: one file at a time (reference; libvips may still use its own threads)" ;;
+    ours-j2) echo "s3imgfs-resize -j $jobs --sizes '$ours_sizes' --format jpeg --quality 80: one process, $jobs files at once, libvips threads per image = CPUs / $jobs (its default); one decode per image (shrunk on load), each size made from the decoded picture or from a larger size" ;;
+    ours-j1) echo "s3imgfs-resize -j 1, same options: one file at a time (reference; libvips uses one thread per CPU for it)" ;;
     pillow-tutorial) echo "Pillow $pil_version (Debian python3-pil, /usr/bin/python3), as the AWS Lambda thumbnail tutorial: per size Image.open + thumbnail(size) (ImageOps.fit for cover) + save(quality=80), so 3 opens/decodes per image; multiprocessing.Pool($jobs), one image per task" ;;
     pillow-tuned) echo "Pillow $pil_version: one open, draft('RGB', largest need) for JPEG (DCT shrink-on-load), one decode, 3x resize(BICUBIC, reducing_gap=2) from it (centre-crop box for cover), save(quality=80); multiprocessing.Pool($jobs)" ;;
     sharp-clone) echo "$sharp_info on Node $(node --version): readFile, sharp(buf), per size .clone().rotate().resize().jpeg({quality:80}).toFile() (a clone decodes again, shrink-on-load per size); one process, $jobs images in flight, sizes in turn" ;;

@@ -53,7 +53,7 @@ struct args {
     const char *quality;     /* --quality */
     const char *outdir;      /* -o */
     unsigned jobs;           /* -j */
-    unsigned vips_threads;   /* --threads; 0 = libvips' default */
+    unsigned vips_threads;   /* --threads; 0 = CPUs / jobs, or VIPS_CONCURRENCY */
     char **files;
     size_t file_count;
 };
@@ -137,7 +137,8 @@ static void usage(FILE *out)
             "                         auto (keep the source's), jpeg, webp, avif, png\n"
             "      --quality Q        encoder quality of sizes that name none, 1 to 100\n"
             "  -j, --jobs N           resize N files at once (1 to %d; default 1)\n"
-            "      --threads T        libvips threads per image (1 to %d; default: libvips')\n"
+            "      --threads T        libvips threads per image (1 to %d; default: the\n"
+            "                         number of CPUs / N, at least 1, or VIPS_CONCURRENCY)\n"
             "  -h, --help             this text\n"
             "  -V, --version          the version\n"
             "\n"
@@ -704,9 +705,17 @@ int main(int argc, char **argv)
     if ((rc = load_config(&a, &cfg)) != EXIT_OK)
         return rc;
 
+    /* Without --threads (or VIPS_CONCURRENCY), the CPUs are shared among the jobs, at least
+     * one thread each: with -j 2 on 2 CPUs, libvips' default of one thread per CPU for each
+     * image would run four threads on two CPUs, and switching costs more than it brings. */
+    unsigned threads = a.vips_threads;
+    if (threads == 0 && !getenv("VIPS_CONCURRENCY")) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cpus > (long)a.jobs ? (unsigned)(cpus / (long)a.jobs) : 1;
+    }
     struct resize_error err;
     memset(&err, 0, sizeof(err));
-    if (resize_global_init(a.vips_threads, &err) != 0) {
+    if (resize_global_init(threads, &err) != 0) {
         error_line("cannot start the resize engine: %s", err.reason[0] ? err.reason : "?");
         conf_free(cfg);
         return EXIT_FAILED;

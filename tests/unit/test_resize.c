@@ -873,16 +873,11 @@ static void put_s15f16(unsigned char *p, double v)
     put_be32(p, (uint32_t)(int32_t)lround(v * 65536.0));
 }
 
-/* An ICC v2 RGB display profile (matrix/TRC), written by hand: Adobe RGB (1998) primaries
- * adapted to D50 and a gamma of 563/256, as in Adobe's specification. */
-static unsigned char *adobe_rgb_profile(size_t *len)
+/* An ICC v2 RGB display profile (matrix/TRC), written by hand: these colorants (adapted to D50)
+ * and one tone curve for the three channels, a 'curv' of n entries (n = 1: a gamma, u8Fixed8). */
+static unsigned char *matrix_profile(const double colorants[3][3], const uint16_t *curve,
+                                     uint32_t n, const char *desc, size_t *len)
 {
-    static const double colorants[3][3] = {
-        {0.6097, 0.3111, 0.0195}, /* rXYZ */
-        {0.2053, 0.6257, 0.0609}, /* gXYZ */
-        {0.1492, 0.0632, 0.7446}, /* bXYZ */
-    };
-    static const char *desc = "Test profile compatible with Adobe RGB (1998)";
     const size_t ntags = 9;
     size_t desc_len = 12 + strlen(desc) + 1 + 4 + 4 + 2 + 1 + 67;
     size_t off = 128 + 4 + 12 * ntags;
@@ -894,7 +889,8 @@ static unsigned char *adobe_rgb_profile(size_t *len)
     size_t xyz_off = off; /* wtpt, r, g, b: 20 bytes each */
     off += 4 * 20;
     size_t trc_off = off; /* one curve, shared by the three channels */
-    off += 16;
+    size_t trc_len = 12 + 2 * (size_t)n;
+    off += (trc_len + 3) & ~(size_t)3;
     size_t total = off;
 
     unsigned char *p = calloc(1, total);
@@ -918,7 +914,7 @@ static unsigned char *adobe_rgb_profile(size_t *len)
                                        "bXYZ", "rTRC", "gTRC", "bTRC"};
     size_t offs[] = {desc_off,     cprt_off, xyz_off, xyz_off + 20, xyz_off + 40,
                      xyz_off + 60, trc_off,  trc_off, trc_off};
-    size_t lens[] = {desc_len, cprt_len, 20, 20, 20, 20, 14, 14, 14};
+    size_t lens[] = {desc_len, cprt_len, 20, 20, 20, 20, trc_len, trc_len, trc_len};
     for (size_t i = 0; i < ntags; i++, t += 12) {
         memcpy(t, sigs[i], 4);
         put_be32(t + 4, (uint32_t)offs[i]);
@@ -941,11 +937,41 @@ static unsigned char *adobe_rgb_profile(size_t *len)
             put_s15f16(x + 8 + 4 * k, colorants[c][k]);
     }
     memcpy(p + trc_off, "curv", 4);
-    put_be32(p + trc_off + 8, 1);
-    p[trc_off + 12] = 0x02; /* u8Fixed8 2.19921875 */
-    p[trc_off + 13] = 0x33;
+    put_be32(p + trc_off + 8, n);
+    for (uint32_t i = 0; i < n; i++) {
+        p[trc_off + 12 + 2 * i] = (unsigned char)(curve[i] >> 8);
+        p[trc_off + 13 + 2 * i] = (unsigned char)curve[i];
+    }
     *len = total;
     return p;
+}
+
+/* Adobe RGB (1998): its primaries adapted to D50 and a gamma of 563/256, as in Adobe's
+ * specification. */
+static unsigned char *adobe_rgb_profile(size_t *len)
+{
+    static const double colorants[3][3] = {
+        {0.6097, 0.3111, 0.0195}, /* rXYZ */
+        {0.2053, 0.6257, 0.0609}, /* gXYZ */
+        {0.1492, 0.0632, 0.7446}, /* bXYZ */
+    };
+    static const uint16_t gamma[1] = {0x0233}; /* u8Fixed8 2.19921875 */
+    return matrix_profile(colorants, gamma, 1, "Test profile compatible with Adobe RGB (1998)",
+                          len);
+}
+
+/* sRGB's primaries adapted to D50 (as in the common "sRGB IEC61966-2.1" profiles). */
+static const double srgb_colorants[3][3] = {
+    {0.4361, 0.2225, 0.0139}, {0.3851, 0.7169, 0.0971}, {0.1431, 0.0606, 0.7141}};
+
+static double srgb_decode(double v)
+{
+    return v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4);
+}
+
+static double srgb_encode(double v)
+{
+    return v <= 0.0031308 ? v * 12.92 : 1.055 * pow(v, 1 / 2.4) - 0.055;
 }
 
 /* Renders a two-colour picture tagged with an ICC profile and checks the sRGB values that come
@@ -1012,6 +1038,44 @@ static void test_display_p3_to_srgb(void **state)
     const double want[2][3] = {{214.9, 92.6, 30.9}, {100.0, 182.0, 113.5}};
     check_profile(icc, icc_len, in, want, 4);
     vips_area_unref(VIPS_AREA(blob));
+    assert_no_leak();
+}
+
+/* A picture tagged with an sRGB profile keeps its values (the conversion, which would change
+ * none, is skipped): a profile written here with a 1024-entry sRGB curve, and libvips' own.
+ * sRGB's primaries with a plain gamma of 2.2 are not sRGB: that picture is converted (its dark
+ * values come out darker: 20 -> 12). */
+static void test_srgb_profiles(void **state)
+{
+    (void)state;
+    const double in[2][3] = {{20, 120, 200}, {200, 60, 10}};
+    uint16_t table[1024];
+    for (int i = 0; i < 1024; i++)
+        table[i] = (uint16_t)lround(srgb_decode(i / 1023.0) * 65535);
+    size_t tlen;
+    unsigned char *tabled = matrix_profile(srgb_colorants, table, 1024, "sRGB, a table", &tlen);
+    check_profile(tabled, tlen, in, in, 1);
+    free(tabled);
+
+    VipsBlob *blob = NULL;
+    if (vips_profile_load("srgb", &blob, NULL) == 0) {
+        size_t blen;
+        const void *icc = vips_area_get_data(VIPS_AREA(blob), &blen, NULL, NULL, NULL);
+        check_profile(icc, blen, in, in, 1);
+        vips_area_unref(VIPS_AREA(blob));
+    }
+
+    static const uint16_t gamma[1] = {0x0233}; /* 563/256 */
+    size_t glen;
+    unsigned char *g22 =
+        matrix_profile(srgb_colorants, gamma, 1, "sRGB primaries, gamma 2.2", &glen);
+    double want[2][3];
+    for (int c = 0; c < 2; c++)
+        for (int k = 0; k < 3; k++)
+            want[c][k] = 255 * srgb_encode(pow(in[c][k] / 255, 563.0 / 256));
+    assert_true(in[0][0] - want[0][0] > 7);
+    check_profile(g22, glen, in, want, 2);
+    free(g22);
     assert_no_leak();
 }
 
@@ -1895,6 +1959,99 @@ static void test_extreme_strip(void **state)
     assert_no_leak();
 }
 
+/* Mean of the squared differences of two pictures of the same size, as PSNR in dB. */
+static double psnr(VipsImage *a, VipsImage *b)
+{
+    VipsImage *d = NULL, *sq = NULL;
+    double ms = 0;
+    assert_int_equal(vips_subtract(a, b, &d, NULL), 0);
+    assert_int_equal(vips_multiply(d, d, &sq, NULL), 0);
+    assert_int_equal(vips_avg(sq, &ms, NULL), 0);
+    g_object_unref(d);
+    g_object_unref(sq);
+    return ms > 0 ? 10 * log10(255.0 * 255.0 / ms) : 99;
+}
+
+/* A size is made from the smallest picture of a larger size at least twice as large (here the
+ * thumbnail from the medium size, the medium from the large one), which changes nothing one
+ * could see: the thumbnail matches the one made alone, straight from the decoded picture. Two
+ * sizes of the same size share one picture: the same bytes. */
+static void test_derived_sizes(void **state)
+{
+    (void)state;
+    size_t len;
+    unsigned char *png = photo_file(2400, 1600, ".png", &len);
+    struct conf_size s[4] = {size_of("thumbnail", 150, 150, CONF_FIT_COVER, CONF_FORMAT_PNG),
+                             size_of("medium", 640, 640, CONF_FIT_INSIDE, CONF_FORMAT_PNG),
+                             size_of("large", 1280, 1280, CONF_FIT_INSIDE, CONF_FORMAT_PNG),
+                             size_of("again", 640, 640, CONF_FIT_INSIDE, CONF_FORMAT_PNG)};
+    struct outs outs = {0}, alone = {0};
+    struct resize_error err;
+    assert_int_equal(run(png, len, s, 4, &outs, NULL, &err), RESIZE_OK);
+    assert_int_equal(run(png, len, s, 1, &alone, NULL, &err), RESIZE_OK);
+    static const int want[4][2] = {{150, 150}, {640, 427}, {1280, 853}, {640, 427}};
+    expect_dims(&outs, want, 4);
+    expect_size(&alone.o[0], 150, 150);
+    assert_int_equal(outs.o[1].len, outs.o[3].len);
+    assert_memory_equal(outs.o[1].data, outs.o[3].data, outs.o[1].len);
+    VipsImage *a = decode(&outs.o[0]), *b = decode(&alone.o[0]);
+    double db = psnr(a, b);
+    if (db < 40)
+        fail_msg("thumbnail via the medium size vs alone: %.1f dB", db);
+    g_object_unref(a);
+    g_object_unref(b);
+    outs_free(&outs);
+    outs_free(&alone);
+    g_free(png);
+    assert_no_leak();
+}
+
+/* Resampling leaves the picture where it was, at any factor: four quadrants of four colours
+ * (the horizontal pass runs on the transposed picture), from 1.5 to 40 times smaller, from a
+ * PNG (no shrink on load) and a JPEG; beyond a factor of 6 a box shrink comes first. */
+static void test_resampling_geometry(void **state)
+{
+    (void)state;
+    static const double quad[4][3] = {{220, 30, 30}, {30, 220, 30}, {30, 30, 220}, {230, 230, 230}};
+    VipsImage *im = rgb(3000, 2000, quad[0][0], quad[0][1], quad[0][2]);
+    rect(im, 1500, 0, 1500, 1000, quad[1][0], quad[1][1], quad[1][2]);
+    rect(im, 0, 1000, 1500, 1000, quad[2][0], quad[2][1], quad[2][2]);
+    rect(im, 1500, 1000, 1500, 1000, quad[3][0], quad[3][1], quad[3][2]);
+    size_t lens[2];
+    unsigned char *files[2] = {save(im, ".png", &lens[0]), save(im, ".jpg[Q=95]", &lens[1])};
+    g_object_unref(im);
+    struct conf_size s[5] = {size_of("a", 2000, 2000, CONF_FIT_INSIDE, CONF_FORMAT_PNG),
+                             size_of("b", 1000, 1000, CONF_FIT_INSIDE, CONF_FORMAT_PNG),
+                             size_of("c", 450, 450, CONF_FIT_INSIDE, CONF_FORMAT_PNG),
+                             size_of("d", 75, 75, CONF_FIT_INSIDE, CONF_FORMAT_PNG),
+                             size_of("e", 100, 100, CONF_FIT_COVER, CONF_FORMAT_PNG)};
+    static const int want[5][2] = {{2000, 1333}, {1000, 667}, {450, 300}, {75, 50}, {100, 100}};
+    for (int f = 0; f < 2; f++) {
+        /* all at once (each from the next larger one), then each alone (from the source) */
+        for (size_t first = 0; first <= 5; first++) {
+            size_t from = first == 5 ? 0 : first, count = first == 5 ? 5 : 1;
+            struct outs outs = {0};
+            struct resize_error err;
+            enum resize_status st = run(files[f], lens[f], s + from, count, &outs, NULL, &err);
+            if (st != RESIZE_OK)
+                fail_msg("%s: %s", f ? "JPEG" : "PNG", err.reason);
+            for (size_t i = 0; i < count; i++) {
+                const int *wh = want[from + i];
+                expect_size(&outs.o[i], wh[0], wh[1]);
+                VipsImage *d = decode(&outs.o[i]);
+                for (int q = 0; q < 4; q++) /* the middle of each quadrant */
+                    assert_rgb(d, wh[0] * (q % 2 ? 3 : 1) / 4, wh[1] * (q / 2 ? 3 : 1) / 4,
+                               quad[q][0], quad[q][1], quad[q][2], 6);
+                g_object_unref(d);
+            }
+            outs_free(&outs);
+        }
+    }
+    g_free(files[0]);
+    g_free(files[1]);
+    assert_no_leak();
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* File descriptors, callers, options                                                           */
 
@@ -2084,6 +2241,64 @@ static void test_parallel_threads(void **state)
     assert_no_leak();
 }
 
+/* Large progressive JPEGs decoded by three threads at once. Each holds all of its DCT
+ * coefficients while it decodes (6 bytes a pixel at 4:4:4: 73 MB for 3500x3500), more than the
+ * decoding budget for two of them: they take turns, and all come out right. */
+static void *big_worker(void *arg)
+{
+    struct worker *wk = arg;
+    struct conf_size s[2] = {size_of("m", 640, 640, CONF_FIT_INSIDE, CONF_FORMAT_JPEG),
+                             size_of("t", 150, 150, CONF_FIT_COVER, CONF_FORMAT_JPEG)};
+    for (int round = 0; round < 2; round++) {
+        struct outs outs = {0};
+        struct resize_error err;
+        struct resize_options o = options_for(s, 2);
+        enum resize_status st = resize_buffer(wk->data, wk->len, &o, collect, &outs, NULL, &err);
+        VipsImage *d = st == RESIZE_OK && outs.n == 2
+                           ? vips_image_new_from_buffer(outs.o[0].data, outs.o[0].len, "", NULL)
+                           : NULL;
+        double *v = NULL;
+        int n = 0;
+        if (!d || d->Xsize != 640 || d->Ysize != 640 || outs.o[1].width != 150 ||
+            vips_getpoint(d, &v, &n, 320, 320, NULL) != 0 || n < 3 || fabs(v[0] - wk->r) > 8 ||
+            fabs(v[1] - wk->g) > 8 || fabs(v[2] - wk->b) > 8) {
+            wk->failures++;
+            snprintf(wk->failure, sizeof(wk->failure), "status %d: %.200s", st, err.reason);
+        }
+        g_free(v);
+        if (d)
+            g_object_unref(d);
+        outs_free(&outs);
+    }
+    resize_thread_done();
+    return NULL;
+}
+
+static void test_parallel_big_progressive(void **state)
+{
+    (void)state;
+    static const double colours[3][3] = {{200, 30, 30}, {30, 200, 30}, {30, 30, 200}};
+    struct worker wk[3];
+    for (int i = 0; i < 3; i++) {
+        wk[i] =
+            (struct worker){.index = i, .r = colours[i][0], .g = colours[i][1], .b = colours[i][2]};
+        VipsImage *im = rgb(3500, 3500, wk[i].r, wk[i].g, wk[i].b);
+        wk[i].data = save(im, ".jpg[Q=90,interlace,subsample_mode=off]", &wk[i].len);
+        g_object_unref(im);
+    }
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, big_worker, &wk[i]), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        if (wk[i].failures)
+            fail_msg("thread %d: %d failures, last: %s", i, wk[i].failures, wk[i].failure);
+        g_free(wk[i].data);
+    }
+    assert_no_leak();
+}
+
 /* Several threads failing at once: each gets its own kind of reason. */
 static void *failing_worker(void *arg)
 {
@@ -2142,6 +2357,7 @@ int main(void)
         cmocka_unit_test_setup(test_exif_orientation, test_setup),
         cmocka_unit_test_setup(test_adobe_rgb_to_srgb, test_setup),
         cmocka_unit_test_setup(test_display_p3_to_srgb, test_setup),
+        cmocka_unit_test_setup(test_srgb_profiles, test_setup),
         cmocka_unit_test_setup(test_unusable_profiles, test_setup),
         cmocka_unit_test_setup(test_cmyk_jpeg, test_setup),
         cmocka_unit_test_setup(test_greyscale_stays_grey, test_setup),
@@ -2163,10 +2379,13 @@ int main(void)
         cmocka_unit_test_setup(test_pixel_limit_message, test_setup),
         cmocka_unit_test_setup(test_max_file_bytes, test_setup),
         cmocka_unit_test_setup(test_extreme_strip, test_setup),
+        cmocka_unit_test_setup(test_derived_sizes, test_setup),
+        cmocka_unit_test_setup(test_resampling_geometry, test_setup),
         cmocka_unit_test_setup(test_resize_fd, test_setup),
         cmocka_unit_test_setup(test_stopped_by_caller, test_setup),
         cmocka_unit_test_setup(test_bad_options, test_setup),
         cmocka_unit_test_setup(test_parallel_threads, test_setup),
+        cmocka_unit_test_setup(test_parallel_big_progressive, test_setup),
         cmocka_unit_test_setup(test_parallel_failures, test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
