@@ -22,6 +22,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1217,32 +1218,48 @@ static enum resize_status decode_to_memory(struct job *job, double shrink, bool 
 
 /* Decodes the source once, to exactly the resized size of the largest rendition, upright,
  * in sRGB (or grey), 8 bits, into memory: when the decoding budget allows. */
-static enum resize_status decode_base(struct job *job)
+/* The base: the picture every rendition is made from, as stored (before orientation). */
+struct base_plan {
+    int sw, sh;    /* its size */
+    double shrink; /* stored size / its size: what the loader may skip */
+};
+
+static struct base_plan plan_base(const struct job *job)
 {
     /* The resized sizes grow with the scale: the largest width and height belong to the same
      * rendition, which will need no resampling of its own. */
     int tw = 1, th = 1;
     for (size_t i = 0; i < job->opts->size_count; i++) {
-        if (job->plans[i].rw > tw)
-            tw = job->plans[i].rw;
-        if (job->plans[i].rh > th)
-            th = job->plans[i].rh;
+        struct plan p;
+        plan_size(job->width, job->height, &job->opts->sizes[i], &p);
+        tw = p.rw > tw ? p.rw : tw;
+        th = p.rh > th ? p.rh : th;
     }
     bool swap = job->width != job->stored_w || job->height != job->stored_h;
-    int sw = swap ? th : tw, sh = swap ? tw : th; /* the same, as stored */
-
+    struct base_plan b = {.sw = swap ? th : tw, .sh = swap ? tw : th}; /* the same, as stored */
     /* Shrink-on-load: the JPEG DCT decodes at 1/2, 1/4, 1/8 whenever the scale allows (as
      * sharp does by default; libvips' thumbnail keeps another factor of 2 for its final
      * step, and decodes 4000x3000 in full for 1280x960); lanczos3 does the rest. */
-    double shrink = fmin((double)job->stored_w / sw, (double)job->stored_h / sh);
-    bool heif_thumb = (job->kind == KIND_HEIF || job->kind == KIND_AVIF) && shrink > 1 &&
-                      heif_thumbnail_fits(job, sw, sh);
-    uint64_t need = decode_memory(job, shrink, sw, sh);
+    b.shrink = fmin((double)job->stored_w / b.sw, (double)job->stored_h / b.sh);
+    return b;
+}
+
+static enum resize_status decode_base(struct job *job)
+{
+    struct base_plan b = plan_base(job);
+    bool heif_thumb = (job->kind == KIND_HEIF || job->kind == KIND_AVIF) && b.shrink > 1 &&
+                      heif_thumbnail_fits(job, b.sw, b.sh);
+    uint64_t need = decode_memory(job, b.shrink, b.sw, b.sh);
     job->decode_need = need;
     gate_enter(need);
-    enum resize_status st = decode_to_memory(job, shrink, heif_thumb, sw, sh);
+    enum resize_status st = decode_to_memory(job, b.shrink, heif_thumb, b.sw, b.sh);
     gate_leave(need);
     return st;
+}
+
+uint64_t resize_decode_budget(void)
+{
+    return DECODE_BUDGET;
 }
 
 static int crop_to(VipsImage **img, const struct plan *p, enum conf_crop crop)
@@ -1573,6 +1590,44 @@ enum resize_status resize_buffer(const void *data, size_t len, const struct resi
     if (st != RESIZE_OK)
         return st;
     return run(data, len, kind, opts, on_rendition, ctx, info, err);
+}
+
+enum resize_status resize_probe(const void *head, size_t len, uint64_t total,
+                                const struct resize_options *opts, struct resize_source_info *info,
+                                struct resize_error *err)
+{
+    enum resize_status st = start_call(opts, info, err);
+    if (st != RESIZE_OK)
+        return st;
+    if (!head)
+        len = 0;
+    if (total < len) {
+        set_reason(err, "the first %zu bytes of a file of %" PRIu64 " bytes?", len, total);
+        return RESIZE_FAILED;
+    }
+    enum resize_kind kind;
+    st = check_bytes(head, len, total, opts, &kind, info, err);
+    if (st != RESIZE_OK)
+        return st;
+    struct job job = {.data = head, .len = len, .opts = opts, .kind = kind, .err = err};
+    st = read_header(&job, info);
+    if (st == RESIZE_FAILED && len < total) {
+        /* The header goes on after these bytes (a large EXIF block, a TIFF directory at the
+         * end, a WebP whose chunks the demuxer wants whole): only the whole file can tell. */
+        drop_vips_error();
+        const char *format = info ? info->format : NULL;
+        init_out(info, err);
+        if (info)
+            info->format = format;
+        return RESIZE_OK;
+    }
+    if (st != RESIZE_OK)
+        return st;
+    struct base_plan b = plan_base(&job);
+    if (info)
+        info->decode_bytes = decode_memory(&job, b.shrink, b.sw, b.sh);
+    drop_vips_error();
+    return RESIZE_OK;
 }
 
 /* Reads up to `want` bytes at `off`; returns the count read (short at end of file), -1. */

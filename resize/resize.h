@@ -75,6 +75,7 @@ struct resize_source_info {
     int orientation; /* EXIF orientation 1..8 (1 when none); renditions are upright */
     bool has_alpha;
     int pages; /* frames of an animation, pages of a TIFF; renditions are of the first */
+    uint64_t decode_bytes; /* resize_probe only: the memory its decode will hold (estimate) */
 };
 
 struct rendition {
@@ -110,6 +111,24 @@ enum resize_status resize_buffer(const void *data, size_t len, const struct resi
 enum resize_status resize_fd(int fd, const struct resize_options *opts,
                              resize_rendition_fn on_rendition, void *ctx,
                              struct resize_source_info *info, struct resize_error *err);
+
+/* What an image is and whether it passes the limits, from its first bytes only: nothing is
+ * decoded. For a caller that has not read the whole file yet (the function GETs the first
+ * 256 KiB of a large object before downloading it all) or wants to plan its work (the memory a
+ * decode will hold). `head` is the first `len` bytes of a file of `total` bytes.
+ * Returns what resize_buffer would return for these reasons, with the same reason:
+ * RESIZE_NOT_IMAGE; RESIZE_REFUSED (a format not read here, over max_file_bytes, over
+ * max_pixels); RESIZE_FAILED (a header that cannot be read: only when len == total); or
+ * RESIZE_OK: within the limits as far as the header tells, `info` filled in (and its
+ * decode_bytes). When the header does not end within `len` < `total` bytes, RESIZE_OK with
+ * info->width and height 0: only the whole file can tell. */
+enum resize_status resize_probe(const void *head, size_t len, uint64_t total,
+                                const struct resize_options *opts, struct resize_source_info *info,
+                                struct resize_error *err);
+
+/* The memory that decodes running at once may hold (their resize_source_info.decode_bytes):
+ * a decode over what the others hold waits for them, unless it would be alone. */
+uint64_t resize_decode_budget(void);
 
 /* The size of the rendition `size` of an upright image width x height, without decoding
  * anything (the rules of docs/resize.md): never larger than the image; "fit" keeps the aspect

@@ -1923,6 +1923,117 @@ static void test_max_file_bytes(void **state)
     assert_no_leak();
 }
 
+/* resize_probe on the first bytes of a file: what it is, limits, the memory its decode holds. */
+static void test_probe_header_only(void **state)
+{
+    (void)state;
+    struct conf_size s[3];
+    default_sizes(s, CONF_FORMAT_AUTO);
+    struct resize_options o = options_for(s, 3);
+    struct resize_source_info info;
+    struct resize_error err;
+    size_t len;
+    unsigned char *jpg = photo_file(3000, 2000, ".jpg", &len);
+    assert_true(len > 4096);
+
+    /* The first 4 KiB of a (pretended) 40 MB file tell its size. */
+    assert_int_equal(resize_probe(jpg, 4096, 40u << 20, &o, &info, &err), RESIZE_OK);
+    assert_string_equal(info.format, "jpeg");
+    assert_int_equal(info.width, 3000);
+    assert_int_equal(info.height, 2000);
+    assert_true(info.decode_bytes > 0);
+    assert_string_equal(err.reason, "");
+
+    /* Over max_pixels: refused with resize_buffer's reason, from the header alone. */
+    o.max_pixels = 5000000;
+    assert_int_equal(resize_probe(jpg, 4096, 40u << 20, &o, &info, &err), RESIZE_REFUSED);
+    assert_string_equal(err.reason, "image is 3000x2000 (6 MP), limit is 5 MP");
+    o.max_pixels = 100000000;
+
+    /* Over max_file_bytes, from the total alone. */
+    assert_int_equal(resize_probe(jpg, 4096, 120u << 20, &o, &info, &err), RESIZE_REFUSED);
+    assert_string_equal(err.reason, "file is 120 MB, limit is 100 MB");
+
+    /* The header cut by the end of the bytes given: not known, not an error. */
+    assert_int_equal(resize_probe(jpg, 40, len, &o, &info, &err), RESIZE_OK);
+    assert_string_equal(info.format, "jpeg");
+    assert_int_equal(info.width, 0);
+    assert_int_equal(info.height, 0);
+    assert_string_equal(err.reason, "");
+    /* ... but the same bytes as a whole file are a broken one. */
+    assert_int_equal(resize_probe(jpg, 40, 40, &o, &info, &err), RESIZE_FAILED);
+    assert_non_null(strstr(err.reason, "JPEG"));
+
+    /* Not an image, a format not read here, and nonsense arguments. */
+    assert_int_equal(resize_probe("hello, world\n", 13, 13, &o, &info, &err), RESIZE_NOT_IMAGE);
+    const char svg[] = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"/>";
+    assert_int_equal(resize_probe(svg, sizeof(svg) - 1, 5000, &o, &info, &err), RESIZE_REFUSED);
+    assert_string_equal(err.reason, "unsupported format: SVG");
+    assert_int_equal(resize_probe(jpg, 4096, 100, &o, &info, &err), RESIZE_FAILED);
+    g_free(jpg);
+    assert_no_leak();
+}
+
+/* A pixel bomb is refused from its first KiB, in milliseconds, without pixel memory. */
+static void test_probe_bomb(void **state)
+{
+    (void)state;
+    size_t len;
+    unsigned char *png = photo_file(32, 32, ".png", &len);
+    put_be32(png + 16, 60000);
+    put_be32(png + 20, 60000);
+    put_be32(png + 29, crc32_of(png + 12, 17));
+    struct conf_size s[3];
+    default_sizes(s, CONF_FORMAT_AUTO);
+    struct resize_options o = options_for(s, 3);
+    struct resize_source_info info;
+    struct resize_error err;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    enum resize_status st = resize_probe(png, len < 1024 ? len : 1024, 90u << 20, &o, &info, &err);
+    double ms = ms_since(&t0);
+    assert_int_equal(st, RESIZE_REFUSED);
+    assert_string_equal(err.reason, "image is 60000x60000 (3600 MP), limit is 100 MP");
+    assert_true(ms < 1000);
+    assert_true(vips_tracked_get_mem() < 1u << 20);
+    g_free(png);
+    assert_no_leak();
+}
+
+/* decode_bytes: a progressive JPEG holds all its coefficients while it decodes, a baseline one
+ * a few rows; and the estimate grows with the picture. */
+static void test_probe_decode_bytes(void **state)
+{
+    (void)state;
+    struct conf_size s[3];
+    default_sizes(s, CONF_FORMAT_AUTO);
+    struct resize_options o = options_for(s, 3);
+    VipsImage *im = rgb(3000, 2000, 120, 80, 40);
+    size_t base_len, prog_len, small_len;
+    unsigned char *base = save(im, ".jpg", &base_len);
+    unsigned char *prog = save(im, ".jpg[interlace]", &prog_len);
+    g_object_unref(im);
+    im = rgb(1500, 1000, 120, 80, 40);
+    unsigned char *small = save(im, ".jpg[interlace]", &small_len);
+    g_object_unref(im);
+    struct resize_source_info b, p, sm;
+    struct resize_error err;
+    assert_int_equal(resize_probe(base, base_len, base_len, &o, &b, &err), RESIZE_OK);
+    assert_int_equal(resize_probe(prog, prog_len, prog_len, &o, &p, &err), RESIZE_OK);
+    assert_int_equal(resize_probe(small, small_len, small_len, &o, &sm, &err), RESIZE_OK);
+    print_message("decode estimate 3000x2000: baseline %.1f MB, progressive %.1f MB; "
+                  "1500x1000 progressive %.1f MB (budget %.0f MB)\n",
+                  b.decode_bytes / 1e6, p.decode_bytes / 1e6, sm.decode_bytes / 1e6,
+                  resize_decode_budget() / 1e6);
+    assert_true(p.decode_bytes > b.decode_bytes + 6000000); /* >= 1 byte per pixel more */
+    assert_true(sm.decode_bytes < p.decode_bytes);
+    assert_true(p.decode_bytes < resize_decode_budget());
+    g_free(base);
+    g_free(prog);
+    g_free(small);
+    assert_no_leak();
+}
+
 /* 1x200000: far outside any usual aspect ratio; must not crash and must give valid images. */
 static void test_extreme_strip(void **state)
 {
@@ -2378,6 +2489,9 @@ int main(void)
         cmocka_unit_test_setup(test_jpeg_bomb_header, test_setup),
         cmocka_unit_test_setup(test_pixel_limit_message, test_setup),
         cmocka_unit_test_setup(test_max_file_bytes, test_setup),
+        cmocka_unit_test_setup(test_probe_header_only, test_setup),
+        cmocka_unit_test_setup(test_probe_bomb, test_setup),
+        cmocka_unit_test_setup(test_probe_decode_bytes, test_setup),
         cmocka_unit_test_setup(test_extreme_strip, test_setup),
         cmocka_unit_test_setup(test_derived_sizes, test_setup),
         cmocka_unit_test_setup(test_resampling_geometry, test_setup),
