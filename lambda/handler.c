@@ -4,9 +4,10 @@
  * instead of a spool file.
  *
  * Per record:
- *   HEAD the source (size, ETag): a size over [resize] max_file_mb fails before any download;
- *   GET it (If-Match that ETag, at most max_file_mb) and sniff the format: not an image ->
- *   skipped, no notice; every rendition already there with metadata source-etag = this ETag ->
+ *   HEAD the source (size, ETag); GET it (If-Match that ETag), judging its first 256 KiB with
+ *   resize_probe as they arrive: not an image -> skipped, no notice; over max_file_mb or
+ *   max_pixels, or a format not read here -> refused at once, the rest never downloaded;
+ *   every rendition already there with metadata source-etag = this ETag ->
  *   skipped (a retried or repeated event does no work and announces nothing twice);
  *   resize_buffer; each rendition is PUT from the callback (content type, SSE, metadata
  *   source-etag and source-key, as the gateway writes them); notice "resized".
@@ -50,7 +51,8 @@ struct outcome {
     bool transient;
     struct notify_rendition *made; /* keys owned (malloc'd) */
     size_t made_count;
-    bool made_before; /* made is the list of renditions found current, without details */
+    bool made_before;      /* made is the list of renditions found current, without details */
+    uint64_t source_bytes; /* of the source received (a refused one stops early) */
 };
 
 static int64_t wall_ms(void)
@@ -343,17 +345,21 @@ static int put_rendition(void *ctx, const struct rendition *r)
     return 0;
 }
 
-static void resize_record(struct job *j, const void *data, size_t len)
+static struct resize_options resize_options_of(const struct config *cfg)
 {
-    const struct config *cfg = j->h->cfg;
-    struct outcome *o = j->out;
-    struct resize_options opts = {
+    return (struct resize_options){
         .sizes = cfg->resize.sizes,
         .size_count = cfg->resize.size_count,
         .max_pixels = cfg->resize.max_pixels,
         .max_file_bytes = (uint64_t)cfg->resize.max_file_mb << 20,
         .background = cfg->resize.background,
     };
+}
+
+static void resize_record(struct job *j, const void *data, size_t len)
+{
+    struct outcome *o = j->out;
+    struct resize_options opts = resize_options_of(j->h->cfg);
     struct put_ctx p = {.j = j};
     s3_error_clear(&p.err);
     p.source_key = aws_uri_encode(j->rec->key, strlen(j->rec->key), true);
@@ -405,50 +411,131 @@ static void resize_record(struct job *j, const void *data, size_t len)
     notify_failed(j, o->reason);
 }
 
+/* The source's bytes as they arrive. Once the first PROBE_BYTES (or all of a smaller object)
+ * are in, resize_probe judges them, and the transfer stops there when no rendition will be made
+ * (a 2 GB video is not an image; a 40 MB TIFF of 400 MP, or a JPEG over max_file_mb, is
+ * refused): one GET either way, and memory for the whole object only once it passed. */
+#define PROBE_BYTES (256u << 10)
+
+struct source_sink {
+    const struct resize_options *opts;
+    uint64_t total; /* the size HEAD gave */
+    char *data;     /* malloc'd; the caller frees */
+    size_t len, cap;
+    uint64_t received; /* bytes delivered, retries included */
+    bool probed;
+    bool overrun; /* more bytes than HEAD said: the object changed */
+    enum resize_status verdict;
+    struct resize_error reason;
+};
+
+static void judge_source(struct source_sink *s, struct resize_source_info *info)
+{
+    s->probed = true;
+    s->verdict = resize_probe(s->data, s->len, s->total, s->opts, info, &s->reason);
+}
+
+static int take_source_bytes(void *ctx, uint64_t offset, const void *data, size_t len)
+{
+    struct source_sink *s = ctx;
+    s->received += len;
+    if (offset + len > s->total) {
+        s->overrun = true;
+        return -1;
+    }
+    size_t end = (size_t)(offset + len);
+    if (end > s->cap) { /* before the verdict, only what the probe reads */
+        size_t cap = s->probed ? (size_t)s->total : PROBE_BYTES < s->total ? PROBE_BYTES : s->total;
+        cap = cap < end ? end : cap;
+        char *p = realloc(s->data, cap);
+        if (!p)
+            return -1;
+        s->data = p;
+        s->cap = cap;
+    }
+    memcpy(s->data + offset, data, len);
+    s->len = end; /* a retry starts again from 0 */
+    if (!s->probed && (s->len >= PROBE_BYTES || s->len == s->total)) {
+        struct resize_source_info unused;
+        judge_source(s, &unused);
+        return s->verdict == RESIZE_OK ? 0 : -1;
+    }
+    return 0;
+}
+
+/* The verdict of the probe on a source that will not be resized. */
+static void refuse_source(struct job *j, const struct source_sink *s)
+{
+    struct outcome *o = j->out;
+    if (s->verdict == RESIZE_NOT_IMAGE) {
+        set_reason(o, ST_SKIPPED, "not an image");
+        log_key_info(j->rec->key, j->rid,
+                     "skipped: not an image (%" PRIu64 " of %" PRIu64 " bytes read)", s->received,
+                     s->total);
+        return;
+    }
+    set_reason(o, ST_FAILED, "%s", s->reason.reason[0] ? s->reason.reason : "refused");
+    log_key_error(j->rec->key, j->rid, "%s (%" PRIu64 " of %" PRIu64 " bytes read)", o->reason,
+                  s->received, s->total);
+    notify_failed(j, o->reason);
+}
+
+/* GETs the source (If-Match the ETag HEAD gave); false when the record is finished. */
+static bool fetch_source(struct job *j, struct source_sink *src)
+{
+    char if_match[140];
+    snprintf(if_match, sizeof(if_match), "\"%s\"", j->head.etag);
+    struct s3_get_options get = {.if_match = j->head.etag[0] ? if_match : NULL};
+    struct s3_error err;
+    s3_error_clear(&err);
+    int rc = s3_get_object(j->h->s3, j->rec->bucket, j->rec->key, &get, take_source_bytes, src,
+                           NULL, &err);
+    j->out->source_bytes = src->received;
+    if (rc == 0 && !src->probed) /* an empty object: nothing was delivered */
+        judge_source(src, &j->info);
+    if (src->probed && src->verdict != RESIZE_OK) {
+        refuse_source(j, src);
+        return false;
+    }
+    if (rc == 0 && src->len != src->total)
+        src->overrun = true;
+    if (src->overrun) {
+        s3_error_set(&err, 412, "PreconditionFailed", false,
+                     "GET s3://%s/%s: %" PRIu64 " bytes where HEAD said %" PRIu64, j->rec->bucket,
+                     j->rec->key, src->received, src->total);
+        rc = -1;
+    }
+    if (rc != 0) {
+        source_failed(j, "read (GET)", &err);
+        return false;
+    }
+    return true;
+}
+
 static void process(struct lambda_handler *h, const struct lambda_record *rec, const char *rid,
                     struct outcome *o)
 {
-    const struct config *cfg = h->cfg;
     struct job j = {.h = h, .rec = rec, .rid = rid, .started_ms = mono_ms(), .out = o};
     struct s3_error err;
     s3_error_clear(&err);
     if (s3_head_object(h->s3, rec->bucket, rec->key, &j.head, &err) != 0) {
         source_failed(&j, "read (HEAD)", &err);
-        goto out;
+        s3_object_info_clear(&j.head);
+        return;
     }
-    uint64_t limit = (uint64_t)cfg->resize.max_file_mb << 20;
-    if (j.head.size > limit) {
-        set_reason(o, ST_FAILED,
-                   "file is %.1f MB (%" PRIu64 " bytes), over the limit of %u MB ([resize] "
-                   "max_file_mb)",
-                   (double)j.head.size / (1 << 20), j.head.size, cfg->resize.max_file_mb);
-        log_key_error(rec->key, rid, "%s", o->reason);
-        notify_failed(&j, o->reason);
-        goto out;
+    struct resize_options opts = resize_options_of(h->cfg);
+    struct source_sink src = {.opts = &opts, .total = j.head.size};
+    if (fetch_source(&j, &src)) {
+        j.format = resize_sniff_format(src.data, src.len);
+        if (renditions_current(&j)) {
+            set_reason(o, ST_SKIPPED, "renditions already made from this version (ETag %s)",
+                       j.head.etag);
+            log_key_info(rec->key, rid, "skipped: %s", o->reason);
+        } else {
+            resize_record(&j, src.data, src.len);
+        }
     }
-    char if_match[140];
-    snprintf(if_match, sizeof(if_match), "\"%s\"", j.head.etag);
-    struct s3_get_options get = {.if_match = j.head.etag[0] ? if_match : NULL};
-    void *data = NULL;
-    size_t len = 0;
-    if (s3_get_object_buf(h->s3, rec->bucket, rec->key, &get, (size_t)limit, &data, &len, NULL,
-                          &err) != 0) {
-        source_failed(&j, "read (GET)", &err);
-        goto out;
-    }
-    j.format = resize_sniff_format(data, len);
-    if (!j.format) {
-        set_reason(o, ST_SKIPPED, "not an image");
-        log_key_info(rec->key, rid, "skipped: not an image");
-    } else if (renditions_current(&j)) {
-        set_reason(o, ST_SKIPPED, "renditions already made from this version (ETag %s)",
-                   j.head.etag);
-        log_key_info(rec->key, rid, "skipped: %s", o->reason);
-    } else {
-        resize_record(&j, data, len);
-    }
-    free(data);
-out:
+    free(src.data);
     s3_object_info_clear(&j.head);
 }
 
@@ -512,8 +599,9 @@ static json_t *record_json(const struct lambda_record *r, const struct outcome *
                                                "bytes", (json_int_t)m->bytes);
         json_array_append_new(renditions, x);
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:o*}", "bucket", r->bucket, "key", r->key, "status",
-                     status_names[o->status], "reason", o->reason, "renditions", renditions);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o*}", "bucket", r->bucket, "key", r->key,
+                     "status", status_names[o->status], "reason", o->reason, "source_bytes_read",
+                     (json_int_t)o->source_bytes, "renditions", renditions);
 }
 
 /* Record i of ev: skipped, not started (the deadline is near) or processed. */

@@ -615,6 +615,7 @@ static void test_resize_done(void **state)
     assert_string_equal(str_of(rec, "status"), "done");
     assert_string_equal(str_of(rec, "key"), photo_key);
     assert_string_equal(str_of(rec, "bucket"), t.fx.bucket);
+    assert_int_equal(int_of(rec, "source_bytes_read"), (long long)len);
     json_t *list = json_object_get(rec, "renditions");
     assert_int_equal(json_array_size(list), 2);
 
@@ -800,6 +801,66 @@ static void test_skipped(void **state)
     assert_string_equal(err.code, "InvalidEvent");
 }
 
+/* 4b. Judged from the first 256 KiB: a large non-image is skipped and a header over
+ * max_pixels refused, the rest of either never downloaded; an image within the limits is read
+ * whole by the same GET. */
+static void test_judged_from_first_bytes(void **state)
+{
+    (void)state;
+    size_t video_len = 5u << 20;
+    char *video = malloc(video_len);
+    assert_non_null(video);
+    fixture_random_bytes(video, video_len, 11);
+    memcpy(video + 4, "ftypisom", 8); /* an MP4 as far as anyone sniffing can tell */
+    put_object(t.fx.bucket, "photos/clip.jpg", video, video_len, "image/jpeg", NULL);
+    free(video);
+
+    size_t jl, bomb_len = 4u << 20;
+    unsigned char *jpeg = make_jpeg(64, 64, &jl);
+    size_t i;
+    for (i = 2; i + 9 < jl; i++)
+        if (jpeg[i] == 0xFF && (jpeg[i + 1] == 0xC0 || jpeg[i + 1] == 0xC2))
+            break;
+    assert_true(i + 9 < jl);
+    jpeg[i + 5] = 0xEA; /* height 60000 */
+    jpeg[i + 6] = 0x60;
+    jpeg[i + 7] = 0xEA; /* width 60000 */
+    jpeg[i + 8] = 0x60;
+    char *bomb = malloc(bomb_len);
+    assert_non_null(bomb);
+    memcpy(bomb, jpeg, jl);
+    fixture_random_bytes(bomb + jl, bomb_len - jl, 12);
+    g_free(jpeg);
+    put_object(t.fx.bucket, "photos/bomb.jpg", bomb, bomb_len, "image/jpeg", NULL);
+    free(bomb);
+
+    const char *bk[] = {t.fx.bucket, "photos/clip.jpg", t.fx.bucket, "photos/bomb.jpg"};
+    char *event = s3_event(2, bk, "0123", 10);
+    bool retry = true; /* the handler must clear it */
+    json_t *resp = handle(event, &retry);
+    free(event);
+    assert_false(retry);
+    expect_counts(resp, 0, 1, 1, 0);
+    expect_record(resp, 0, "skipped", "not an image");
+    expect_record(resp, 1, "failed", "image is 60000x60000 (3600 MP), limit is 100 MP");
+    long long clip_read = int_of(record_at(resp, 0), "source_bytes_read");
+    long long bomb_read = int_of(record_at(resp, 1), "source_bytes_read");
+    fprintf(stderr, "# read of a 5 MB non-image: %lld bytes; of a 4 MB pixel bomb: %lld bytes\n",
+            clip_read, bomb_read);
+    assert_true(clip_read >= 256 * 1024 && clip_read < 512 * 1024);
+    assert_true(bomb_read >= 256 * 1024 && bomb_read < 512 * 1024);
+    json_decref(resp);
+    if (t.sns_endpoint) { /* the bomb is announced, the non-image is not */
+        json_t *notice = NULL;
+        assert_int_equal(receive(&notice, 1, 15), 1);
+        assert_string_equal(str_of(notice, "status"), "failed");
+        assert_string_equal(str_of(notice, "key"), "photos/bomb.jpg");
+        assert_non_null(strstr(str_of(notice, "reason"), "limit is 100 MP"));
+        json_decref(notice);
+        assert_int_equal(receive(NULL, 0, 3), 0);
+    }
+}
+
 /* 5. Too close to the deadline: nothing is started and a retry is asked for. */
 static void test_deadline(void **state)
 {
@@ -832,10 +893,14 @@ static void test_permanent_s3_failures(void **state)
     struct s3client *s3 = client_for(cfg, NULL);
     struct lambda_handler *h = handler_for(cfg, s3);
 
-    size_t big = (1u << 20) + 1000;
+    /* A JPEG of 3 MB: refused from its first bytes, the rest never downloaded. */
+    size_t jl, big = (3u << 20) + 1000;
+    unsigned char *jpeg = make_jpeg(64, 64, &jl);
     char *data = malloc(big);
     assert_non_null(data);
-    fixture_random_bytes(data, big, 7);
+    memcpy(data, jpeg, jl);
+    fixture_random_bytes(data + jl, big - jl, 7);
+    g_free(jpeg);
     char etag[128];
     put_object(t.fx.bucket, "photos/big.jpg", data, big, "image/jpeg", etag);
     free(data);
@@ -845,14 +910,17 @@ static void test_permanent_s3_failures(void **state)
     free(event);
     assert_false(retry);
     expect_counts(resp, 0, 1, 0, 0);
-    expect_record(resp, 0, "failed", "over the limit of 1 MB");
+    expect_record(resp, 0, "failed", "file is 3.0 MB, limit is 1 MB");
+    long long read = int_of(record_at(resp, 0), "source_bytes_read");
+    fprintf(stderr, "# 3 MB JPEG over max_file_mb: %lld bytes read\n", read);
+    assert_true(read >= 256 * 1024 && read < 512 * 1024);
     json_decref(resp);
     if (t.sns_endpoint) {
         json_t *notice = NULL;
         assert_int_equal(receive(&notice, 1, 15), 1);
         assert_string_equal(str_of(notice, "status"), "failed");
         assert_string_equal(str_of(notice, "key"), "photos/big.jpg");
-        assert_non_null(strstr(str_of(notice, "reason"), "over the limit of 1 MB"));
+        assert_non_null(strstr(str_of(notice, "reason"), "limit is 1 MB"));
         json_decref(notice);
     }
 
@@ -927,9 +995,13 @@ int main(void)
 {
     fixture_require("S3IMGFS_TEST_ENDPOINT");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resize_done),       cmocka_unit_test(test_same_event_again),
-        cmocka_unit_test(test_corrupt_jpeg),      cmocka_unit_test(test_skipped),
-        cmocka_unit_test(test_deadline),          cmocka_unit_test(test_permanent_s3_failures),
+        cmocka_unit_test(test_resize_done),
+        cmocka_unit_test(test_same_event_again),
+        cmocka_unit_test(test_corrupt_jpeg),
+        cmocka_unit_test(test_skipped),
+        cmocka_unit_test(test_judged_from_first_bytes),
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_permanent_s3_failures),
         cmocka_unit_test(test_transient_failure),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
