@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "schedule.h"
 
 #define PROG "s3imgfs-resize"
 
@@ -72,7 +73,8 @@ struct run {
     const char *outdir;
     struct input *inputs;
     size_t input_count;
-    mode_t file_mode; /* 0666 & ~umask, read once before the threads start */
+    mode_t file_mode;          /* 0666 & ~umask, read once before the threads start */
+    struct schedule *schedule; /* with -j N > 1: which input next; NULL: in the order given */
     atomic_size_t next;
     atomic_bool failed;
     pthread_mutex_t out_lock; /* keeps the lines of one input together on stdout */
@@ -593,11 +595,13 @@ static void *worker(void *arg)
     for (;;) {
         if (g_signal)
             break;
-        size_t i = atomic_fetch_add(&run->next, 1);
+        size_t i = run->schedule ? schedule_take(run->schedule) : atomic_fetch_add(&run->next, 1);
         if (i >= run->input_count)
             break;
         if (!resize_one(run, &run->inputs[i]))
             atomic_store(&run->failed, true);
+        if (run->schedule)
+            schedule_done(run->schedule, i);
     }
     resize_thread_done(); /* libvips' per-thread buffers */
     return NULL;
@@ -683,9 +687,14 @@ static int resize_all(const struct args *a, const struct config *cfg)
 
     if ((rc = make_output_dirs(cfg, a->outdir)) != EXIT_OK)
         goto out;
+    /* One at a time, the order given is kept (and the lines come out in it). */
+    if (a->jobs > 1 && a->file_count > 1 &&
+        !(run.schedule = schedule_new((const char *const *)a->files, a->file_count, &run.ropts)))
+        error_line("out of memory for a schedule: taking the files in the order given");
     run_workers(&run, a->jobs);
     rc = atomic_load(&run.failed) ? EXIT_FAILED : EXIT_OK;
 out:
+    schedule_free(run.schedule);
     for (size_t i = 0; run.inputs && i < a->file_count; i++)
         free(run.inputs[i].name);
     free(run.inputs);
