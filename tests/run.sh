@@ -69,6 +69,8 @@ if [ "$sanitize" = 1 ]; then
   echo "== build and test (ASan + UBSan)"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  # The image test builds its own binary inside the image: once (above) is enough.
+  test_args=(--no-suite image "${test_args[@]}")
   run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 fi
 if [ "$sanitize" = 1 ]; then

@@ -166,3 +166,35 @@ remove_test_data() {
   purge_bucket "$dst"
   rm -rf --one-file-system "$tmp"
 }
+
+# ---- the Runtime API stand-in (test_lambda_runtime.sh, tests/deploy/test_image.sh) ----------
+
+api_pid=""
+# start_api NAME ARG...: starts lambda_runtime_api.py (its calls go to $tmp/NAME.calls); sets
+# api (host:port) and api_pid.
+start_api() {
+  local name=$1
+  shift
+  rm -f "$tmp/$name.port"
+  "$PY" "$here/lambda_runtime_api.py" --out "$tmp/$name.calls" --port-file "$tmp/$name.port" \
+    "$@" >"$tmp/$name.api.log" 2>&1 &
+  api_pid=$!
+  wait_for 10 test -s "$tmp/$name.port" || { diag "the Runtime API stand-in did not start"; return 1; }
+  api=127.0.0.1:$(cat "$tmp/$name.port")
+}
+
+stop_api() {
+  [ -z "$api_pid" ] || { kill "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; }
+  api_pid=""
+}
+
+# calls NAME KIND: the calls of that kind, one JSON object per line.
+calls() { grep -F "\"kind\": \"$2\"" "$tmp/$1.calls" || true; }
+# call N of KIND in NAME, as one JSON line (N from 1).
+call_n() { calls "$1" "$2" | sed -n "${3}p"; }
+
+# show_output NAME: the last 30 lines of what the function printed in run NAME ($tmp/NAME.out).
+show_output() {
+  diag "output of the function, run $1 (last 30 lines):"
+  tail -n 30 "$tmp/$1.out" | sed 's/^/#   | /'
+}

@@ -23,7 +23,6 @@ needed_tools=(vips vipsheader timeout)
 # shellcheck source=tests/integration/lambda_setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lambda_setup.sh"
 
-api_pid=""
 cleanup() {
   set +e
   [ -z "$api_pid" ] || { kill "$api_pid" 2>/dev/null; wait "$api_pid" 2>/dev/null; }
@@ -33,24 +32,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- helpers -----------------------------------------------------------------------------------
-
-# start_api NAME ARG...: starts the Runtime API stand-in (its calls go to $tmp/NAME.calls);
-# sets api (host:port) and api_pid.
-start_api() {
-  local name=$1
-  shift
-  rm -f "$tmp/$name.port"
-  "$PY" "$here/lambda_runtime_api.py" --out "$tmp/$name.calls" --port-file "$tmp/$name.port" \
-    "$@" >"$tmp/$name.api.log" 2>&1 &
-  api_pid=$!
-  wait_for 10 test -s "$tmp/$name.port" || { diag "the Runtime API stand-in did not start"; return 1; }
-  api=127.0.0.1:$(cat "$tmp/$name.port")
-}
-
-stop_api() {
-  [ -z "$api_pid" ] || { kill "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; }
-  api_pid=""
-}
 
 # run_runtime NAME [VAR=VALUE...]: runs the function against $api until it exits (at most 120
 # s); its stdout and stderr go to $tmp/NAME.out, the exit status to fn_rc.
@@ -71,16 +52,6 @@ run_runtime() {
     sleep 0.1
   done
   wait "$pid" || fn_rc=$?
-}
-
-# calls NAME KIND: the calls of that kind, one JSON object per line.
-calls() { grep -F "\"kind\": \"$2\"" "$tmp/$1.calls" || true; }
-# call N of KIND in NAME, as one JSON line (N from 1).
-call_n() { calls "$1" "$2" | sed -n "${3}p"; }
-
-show_output() {
-  diag "s3imgfs-lambda output (last 30 lines):"
-  tail -n 30 "$tmp/$1.out" | sed 's/^/#   | /'
 }
 
 # ---- data ---------------------------------------------------------------------------------------
