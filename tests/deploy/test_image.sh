@@ -53,10 +53,16 @@ trap 'exit 130' INT TERM
 # A Debian 12 base like debian:12-slim, from the Debian mirror: kept in the storage between runs.
 make_base() {
   "${bah[@]}" inspect --type image "$base" >/dev/null 2>&1 && return 0
-  mmdebstrap --quiet --variant=minbase bookworm "$tmp/rootfs.tar" \
-    "deb http://deb.debian.org/debian bookworm main" \
-    "deb http://deb.debian.org/debian bookworm-updates main" \
-    "deb http://deb.debian.org/debian-security bookworm-security main" >"$tmp/mmdebstrap.log" 2>&1 ||
+  # The mirrors this machine's apt uses (a CI machine may have its own), else Debian's.
+  local mirrors=() f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] && grep -qs '^[^#]*bookworm' "$f" && mirrors+=("$f")
+  done
+  [ ${#mirrors[@]} -gt 0 ] || mirrors=("deb http://deb.debian.org/debian bookworm main"
+    "deb http://deb.debian.org/debian bookworm-updates main"
+    "deb http://deb.debian.org/debian-security bookworm-security main")
+  mmdebstrap --quiet --variant=minbase bookworm "$tmp/rootfs.tar" "${mirrors[@]}" \
+    >"$tmp/mmdebstrap.log" 2>&1 ||
     { diag "mmdebstrap failed:"; tail -n 20 "$tmp/mmdebstrap.log" | sed 's/^/#   | /'; return 1; }
   local c
   c=$("${bah[@]}" from scratch)
