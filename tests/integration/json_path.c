@@ -22,12 +22,19 @@ static json_t *walk(json_t *root, va_list ap)
     return v;
 }
 
+/* Parses text and walks the path: the value, borrowed from *root (the caller decrefs it). */
+static json_t *lookup(const char *text, va_list ap, json_t **root)
+{
+    *root = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    return walk(*root, ap);
+}
+
 char *json_path_string(const char *text, ...)
 {
-    json_t *root = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *root;
     va_list ap;
     va_start(ap, text);
-    json_t *v = walk(root, ap);
+    json_t *v = lookup(text, ap, &root);
     va_end(ap);
     char *out = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
     json_decref(root);
@@ -36,10 +43,10 @@ char *json_path_string(const char *text, ...)
 
 char *json_path_text(const char *text, ...)
 {
-    json_t *root = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *root;
     va_list ap;
     va_start(ap, text);
-    json_t *v = walk(root, ap);
+    json_t *v = lookup(text, ap, &root);
     va_end(ap);
     char *out = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(root);
