@@ -5,6 +5,7 @@
  * through an SQS subscription and is read back, so the form encoding of every parameter is
  * checked end to end; errors answered in XML (SNS) and JSON (SQS) are checked for their codes.
  * fauxqs checks no signatures: the signer is tested by the unit tests and against radosgw. */
+#include "fauxqs_calls.h"
 #include "json_path.h"
 #include "s3_fixture.h"
 
@@ -21,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SNS_VERSION "2010-03-31"
 /* SNS's limit on a message: 256 KiB (262144 bytes) of UTF-8. */
 #define SNS_MAX_MESSAGE 262144
 
@@ -53,57 +53,14 @@ static struct aws_header param(const char *name, const char *value)
     return (struct aws_header){name, value};
 }
 
-/* An SNS Query call that must succeed; returns the text of element `want` (malloc'd). */
 static char *sns_ok(const char *action, const struct aws_header *params, size_t n, const char *want)
 {
-    struct aws_response resp;
-    struct s3_error err;
-    if (aws_query_call(t.client, "sns", t.endpoint, action, SNS_VERSION, params, n, &resp, &err) !=
-        0)
-        fail_msg("SNS %s: %s [%s]", action, err.message, err.code);
-    assert_int_equal(resp.status, 200);
-    char *text = want ? aws_xml_find_text(resp.body, resp.body_len, want) : NULL;
-    if (want && !text)
-        fail_msg("SNS %s: no <%s> in %s", action, want, resp.body);
-    aws_response_clear(&resp);
-    return text;
+    return fauxqs_sns_ok(t.client, t.endpoint, action, params, n, want);
 }
 
-/* An SQS call in the JSON protocol. Returns aws_request_send's result; resp is always filled. */
-static int sqs_call(const char *action, const char *json, struct aws_response *resp,
-                    struct s3_error *err)
-{
-    char target[64];
-    snprintf(target, sizeof(target), "AmazonSQS.%s", action);
-    struct aws_header headers[] = {{"X-Amz-Target", target}};
-    struct aws_request req = {
-        .service = "sqs",
-        .endpoint = t.endpoint,
-        .method = "POST",
-        .content_type = "application/x-amz-json-1.0",
-        .headers = headers,
-        .header_count = 1,
-        .body = json,
-        .body_len = strlen(json),
-    };
-    return aws_request_send(t.client, &req, resp, err);
-}
-
-/* An SQS call that must succeed; returns the body (malloc'd). */
 static char *sqs_ok(const char *action, const char *json)
 {
-    struct aws_response resp;
-    struct s3_error err;
-    if (sqs_call(action, json, &resp, &err) != 0)
-        fail_msg("SQS %s: %s [%s] %s", action, err.message, err.code, resp.body);
-    assert_int_equal(resp.status, 200);
-    const char *ct = aws_response_header(&resp, "content-type");
-    assert_non_null(ct);
-    assert_non_null(strstr(ct, "application/x-amz-json-1.0"));
-    char *body = resp.body ? resp.body : strdup("");
-    resp.body = NULL;
-    aws_response_clear(&resp);
-    return body;
+    return fauxqs_sqs_ok(t.client, t.endpoint, action, json);
 }
 
 /* ---- setup ---- */
@@ -150,7 +107,7 @@ static int group_teardown(void **state)
     if (t.queue_url) {
         char json[512];
         snprintf(json, sizeof(json), "{\"QueueUrl\":\"%s\"}", t.queue_url);
-        if (sqs_call("DeleteQueue", json, &resp, &err) != 0)
+        if (fauxqs_sqs_call(t.client, t.endpoint, "DeleteQueue", json, &resp, &err) != 0)
             fprintf(stderr, "cleanup: %s\n", err.message);
         aws_response_clear(&resp);
     }
@@ -408,7 +365,8 @@ static void test_sqs_missing_queue(void **state)
              base);
     struct aws_response resp;
     struct s3_error err;
-    assert_int_equal(sqs_call("GetQueueAttributes", json, &resp, &err), -1);
+    assert_int_equal(fauxqs_sqs_call(t.client, t.endpoint, "GetQueueAttributes", json, &resp, &err),
+                     -1);
     assert_int_equal(err.http_status, 400);
     assert_string_equal(err.code, "QueueDoesNotExist");
     assert_false(err.retryable);
@@ -427,7 +385,7 @@ static void test_sqs_unknown_action(void **state)
     (void)state;
     struct aws_response resp;
     struct s3_error err;
-    assert_int_equal(sqs_call("NoSuchAction", "{}", &resp, &err), -1);
+    assert_int_equal(fauxqs_sqs_call(t.client, t.endpoint, "NoSuchAction", "{}", &resp, &err), -1);
     assert_int_equal(err.http_status, 400);
     assert_string_equal(err.code, "InvalidAction");
     assert_non_null(strstr(err.message, "NoSuchAction"));

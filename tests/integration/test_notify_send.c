@@ -10,6 +10,7 @@
  *     S3IMGFS_TEST_MAILDIR); the stored mail is parsed here (RFC 2047 subject,
  *     quoted-printable body).
  * The messages are built by hand: what render.c writes into them is not the subject here. */
+#include "fauxqs_calls.h"
 #include "json_path.h"
 #include "notify.h"
 #include "s3_fixture.h"
@@ -33,8 +34,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#define SNS_VERSION "2010-03-31"
 
 /* ---- the messages ---- */
 
@@ -123,46 +122,12 @@ static struct {
 
 static char *sns_ok(const char *action, const struct aws_header *params, size_t n, const char *want)
 {
-    struct aws_response resp;
-    struct s3_error err;
-    if (aws_query_call(sns.client, "sns", sns.endpoint, action, SNS_VERSION, params, n, &resp,
-                       &err) != 0)
-        fail_msg("SNS %s: %s [%s]", action, err.message, err.code);
-    char *text = want ? aws_xml_find_text(resp.body, resp.body_len, want) : NULL;
-    if (want && !text)
-        fail_msg("SNS %s: no <%s> in %s", action, want, resp.body);
-    aws_response_clear(&resp);
-    return text;
-}
-
-/* An SQS call in the JSON protocol (the only one fauxqs speaks for SQS). */
-static int sqs_call(const char *action, const char *json, struct aws_response *resp,
-                    struct s3_error *err)
-{
-    char target[64];
-    snprintf(target, sizeof(target), "AmazonSQS.%s", action);
-    struct aws_header headers[] = {{"X-Amz-Target", target}};
-    struct aws_request req = {.service = "sqs",
-                              .endpoint = sns.endpoint,
-                              .method = "POST",
-                              .content_type = "application/x-amz-json-1.0",
-                              .headers = headers,
-                              .header_count = 1,
-                              .body = json,
-                              .body_len = strlen(json)};
-    return aws_request_send(sns.client, &req, resp, err);
+    return fauxqs_sns_ok(sns.client, sns.endpoint, action, params, n, want);
 }
 
 static char *sqs_ok(const char *action, const char *json)
 {
-    struct aws_response resp;
-    struct s3_error err;
-    if (sqs_call(action, json, &resp, &err) != 0)
-        fail_msg("SQS %s: %s [%s] %s", action, err.message, err.code, resp.body);
-    char *body = resp.body ? resp.body : strdup("");
-    resp.body = NULL;
-    aws_response_clear(&resp);
-    return body;
+    return fauxqs_sqs_ok(sns.client, sns.endpoint, action, json);
 }
 
 /* Member `key` of a JSON record as JSON text ("true", "false", "null"), "?" when missing. Static
@@ -285,7 +250,7 @@ static int sns_teardown(void **state)
     if (sns.queue_url) {
         char json[512];
         snprintf(json, sizeof(json), "{\"QueueUrl\":\"%s\"}", sns.queue_url);
-        sqs_call("DeleteQueue", json, &resp, &err);
+        fauxqs_sqs_call(sns.client, sns.endpoint, "DeleteQueue", json, &resp, &err);
         aws_response_clear(&resp);
     }
     free(sns.topic_arn);
