@@ -12,6 +12,7 @@
  * boundaries only.
  */
 #include "notify.h"
+#include "textbuf.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -36,89 +37,6 @@
 #define LIST_BUDGET        (NOTIFY_MAX_MESSAGE - 16384)
 #define JSON_FLAGS         (JSON_COMPACT | JSON_PRESERVE_ORDER)
 #define SNS_SHORTENED_NOTE "(shortened: the full notice was too long for SNS)\n"
-
-/* ------------------------------------------------------------------------------------------ */
-/* A growing string: appends after an allocation failure are ignored and remembered, so the
- * builders append freely and check once, in buf_take. */
-
-struct buf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (n > SIZE_MAX / 4 - b->len) { /* never in practice; bounds the sizes for the compiler */
-        b->failed = true;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_str(struct buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-static void buf_spaces(struct buf *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        buf_add(b, " ", 1);
-}
-
-__attribute__((format(printf, 2, 3))) static void buf_printf(struct buf *b, const char *fmt, ...)
-{
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-    } else if ((size_t)n < sizeof(small)) {
-        buf_add(b, small, (size_t)n);
-    } else {
-        char *big = malloc((size_t)n + 1);
-        if (!big) {
-            b->failed = true;
-            return;
-        }
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        buf_add(b, big, (size_t)n);
-        free(big);
-    }
-}
-
-/* The string (malloc'd, "" when nothing was added), or NULL when an append failed. */
-static char *buf_take(struct buf *b)
-{
-    if (!b->p)
-        buf_add(b, "", 0);
-    char *p = b->failed ? NULL : b->p;
-    if (!p)
-        free(b->p);
-    *b = (struct buf){0};
-    return p;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* UTF-8 */
@@ -174,19 +92,19 @@ static char *clean(const char *s, bool line)
 {
     const unsigned char *u = (const unsigned char *)str(s);
     size_t n = strlen((const char *)u);
-    struct buf b = {0};
+    struct textbuf b = {0};
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t len = utf8_seq(u + i, n - i, &cp);
         if (len == 0)
-            buf_str(&b, "\xef\xbf\xbd");
+            textbuf_str(&b, "\xef\xbf\xbd");
         else if (line && is_control(cp))
-            buf_add(&b, " ", 1);
+            textbuf_add(&b, " ", 1);
         else
-            buf_add(&b, (const char *)u + i, len);
+            textbuf_add(&b, (const char *)u + i, len);
         i += len ? len : 1;
     }
-    return buf_take(&b);
+    return textbuf_take(&b);
 }
 
 /* Columns a clean string takes (its characters: wide characters are not measured). */
@@ -217,22 +135,22 @@ static void copy_cut(char *out, size_t out_size, const char *s)
 }
 
 /* Appends clean s in at most max bytes, cut at its end with "..." when too long. */
-static void add_cut_end(struct buf *b, const char *s, size_t max)
+static void add_cut_end(struct textbuf *b, const char *s, size_t max)
 {
     size_t len = strlen(s);
     if (len <= max) {
-        buf_add(b, s, len);
+        textbuf_add(b, s, len);
     } else if (max < 3) {
-        buf_add(b, s, utf8_floor(s, max));
+        textbuf_add(b, s, utf8_floor(s, max));
     } else {
-        buf_add(b, s, utf8_floor(s, max - 3));
-        buf_str(b, "...");
+        textbuf_add(b, s, utf8_floor(s, max - 3));
+        textbuf_str(b, "...");
     }
 }
 
 /* Appends clean s in at most max bytes, cut in its middle when too long: the end of a key (the
  * file name) is what people recognise, its start (the folder) tells where it is. */
-static void add_cut_middle(struct buf *b, const char *s, size_t max)
+static void add_cut_middle(struct textbuf *b, const char *s, size_t max)
 {
     size_t len = strlen(s);
     if (len <= max || max < 8) {
@@ -242,9 +160,9 @@ static void add_cut_middle(struct buf *b, const char *s, size_t max)
     size_t keep = max - 3, head = utf8_floor(s, keep * 2 / 5), tail = len - (keep - head);
     while (tail < len && ((unsigned char)s[tail] & 0xc0) == 0x80)
         tail++;
-    buf_add(b, s, head);
-    buf_str(b, "...");
-    buf_add(b, s + tail, len - tail);
+    textbuf_add(b, s, head);
+    textbuf_str(b, "...");
+    textbuf_add(b, s + tail, len - tail);
 }
 
 /* prefix + key + sep + tail in at most max bytes (prefix and sep are short constants; key and
@@ -253,8 +171,8 @@ static void add_cut_middle(struct buf *b, const char *s, size_t max)
 static char *fit_line(const char *prefix, const char *key, const char *sep, const char *tail,
                       bool tail_cuttable, size_t max)
 {
-    struct buf b = {0};
-    buf_str(&b, prefix);
+    struct textbuf b = {0};
+    textbuf_str(&b, prefix);
     size_t fixed = strlen(prefix) + strlen(sep), klen = strlen(key), tlen = strlen(tail);
     size_t avail = max > fixed ? max - fixed : 0;
     size_t t = tlen;
@@ -266,14 +184,14 @@ static char *fit_line(const char *prefix, const char *key, const char *sep, cons
     }
     size_t k = avail > t ? avail - t : 0;
     add_cut_middle(&b, key, k);
-    buf_str(&b, sep);
+    textbuf_str(&b, sep);
     if (tail_cuttable)
         add_cut_end(&b, tail, t);
     else
-        buf_str(&b, tail);
+        textbuf_str(&b, tail);
     if (!b.failed && b.len > max) /* only when prefix and fixed tail alone are too long */
-        b.p[b.len = utf8_floor(b.p, max)] = '\0';
-    return buf_take(&b);
+        b.data[b.len = utf8_floor(b.data, max)] = '\0';
+    return textbuf_take(&b);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -392,23 +310,23 @@ static char *dump_and_free(json_t *o)
 /* Text helpers */
 
 /* "  Label       value" */
-static void add_field(struct buf *b, const char *label, const char *value)
+static void add_field(struct textbuf *b, const char *label, const char *value)
 {
     if (!value || !*value)
         return;
-    buf_printf(b, "  %-*s%s\n", LABEL_WIDTH, label, value);
+    textbuf_printf(b, "  %-*s%s\n", LABEL_WIDTH, label, value);
 }
 
 /* A field whose value is prose (a reason, an action): wrapped at spaces under TEXT_WIDTH,
  * continuation lines under the value. A word too long for a line (a key) stays whole. */
-static void add_wrapped(struct buf *b, const char *label, const char *value, size_t indent)
+static void add_wrapped(struct textbuf *b, const char *label, const char *value, size_t indent)
 {
     if (!value || !*value)
         return;
     if (label)
-        buf_printf(b, "  %-*s", LABEL_WIDTH, label);
+        textbuf_printf(b, "  %-*s", LABEL_WIDTH, label);
     else
-        buf_spaces(b, indent);
+        textbuf_spaces(b, indent);
     size_t col = indent, start = indent;
     const char *p = value;
     while (*p) {
@@ -421,26 +339,26 @@ static void add_wrapped(struct buf *b, const char *label, const char *value, siz
         for (size_t i = 0; i < n; i++)
             w += ((unsigned char)p[i] & 0xc0) != 0x80;
         if (col > start && col + 1 + w > TEXT_WIDTH) {
-            buf_add(b, "\n", 1);
-            buf_spaces(b, indent);
+            textbuf_add(b, "\n", 1);
+            textbuf_spaces(b, indent);
             col = indent;
         } else if (col > start) {
-            buf_add(b, " ", 1);
+            textbuf_add(b, " ", 1);
             col++;
         }
-        buf_add(b, p, n);
+        textbuf_add(b, p, n);
         col += w;
         p += n;
     }
-    buf_add(b, "\n", 1);
+    textbuf_add(b, "\n", 1);
 }
 
 /* Appends s, clean, padded with spaces to `width` columns. */
-static void add_padded(struct buf *b, const char *s, size_t width)
+static void add_padded(struct textbuf *b, const char *s, size_t width)
 {
-    buf_str(b, s);
+    textbuf_str(b, s);
     size_t w = columns(s);
-    buf_spaces(b, width > w ? width - w : 0);
+    textbuf_spaces(b, width > w ? width - w : 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -599,47 +517,47 @@ static char *event_sms(const struct notify_event *e, const struct people *p)
     return fit_line("s3imgfs done: ", p->key, "", tail, false, SMS_MAX);
 }
 
-static void add_headline(struct buf *b, const struct notify_event *e, const struct people *p)
+static void add_headline(struct textbuf *b, const struct notify_event *e, const struct people *p)
 {
     size_t n = renditions_of(e);
     char verb[41];
     copy_cut(verb, sizeof(verb), p->event);
     if (e->status == NOTIFY_FAILED) {
         if (strcmp(verb, "upload_failed") == 0)
-            buf_str(b, "s3imgfs FAILED to upload a file.\n");
+            textbuf_str(b, "s3imgfs FAILED to upload a file.\n");
         else if (strcmp(verb, "resize_failed") == 0)
-            buf_str(b, "s3imgfs FAILED to resize an image.\n");
+            textbuf_str(b, "s3imgfs FAILED to resize an image.\n");
         else
-            buf_printf(b, "s3imgfs FAILED to process a file (%s).\n", *verb ? verb : "error");
+            textbuf_printf(b, "s3imgfs FAILED to process a file (%s).\n", *verb ? verb : "error");
     } else if (strcmp(verb, "resized") == 0 && n > 0) {
-        buf_printf(b, "s3imgfs resized an image into %zu size%s.\n", n, n == 1 ? "" : "s");
+        textbuf_printf(b, "s3imgfs resized an image into %zu size%s.\n", n, n == 1 ? "" : "s");
     } else if (strcmp(verb, "resized") == 0) {
-        buf_str(b, "s3imgfs resized an image.\n");
+        textbuf_str(b, "s3imgfs resized an image.\n");
     } else if (strcmp(verb, "uploaded") == 0) {
-        buf_str(b, "s3imgfs uploaded a file.\n");
+        textbuf_str(b, "s3imgfs uploaded a file.\n");
     } else {
-        buf_printf(b, "s3imgfs processed a file (%s).\n", *verb ? verb : "done");
+        textbuf_printf(b, "s3imgfs processed a file (%s).\n", *verb ? verb : "done");
     }
-    buf_add(b, "\n", 1);
+    textbuf_add(b, "\n", 1);
 }
 
-static void add_source(struct buf *b, const struct notify_event *e, const struct people *p)
+static void add_source(struct textbuf *b, const struct notify_event *e, const struct people *p)
 {
     bool in_bucket = *p->bucket != '\0';
-    buf_printf(b, "  %-*s%s%s%s%s\n", LABEL_WIDTH, "File", in_bucket ? "s3://" : "", p->bucket,
-               in_bucket ? "/" : "", p->key);
+    textbuf_printf(b, "  %-*s%s%s%s%s\n", LABEL_WIDTH, "File", in_bucket ? "s3://" : "", p->bucket,
+                   in_bucket ? "/" : "", p->key);
     char h[32];
     human_bytes(e->size, h);
     if (e->size < 1000)
-        buf_printf(b, "  %-*s%s\n", LABEL_WIDTH, "Size", h);
+        textbuf_printf(b, "  %-*s%s\n", LABEL_WIDTH, "Size", h);
     else
-        buf_printf(b, "  %-*s%s (%" PRIu64 " bytes)\n", LABEL_WIDTH, "Size", h, e->size);
+        textbuf_printf(b, "  %-*s%s (%" PRIu64 " bytes)\n", LABEL_WIDTH, "Size", h, e->size);
     bool dims = e->width && e->height;
     if (*p->format || dims) {
-        buf_printf(b, "  %-*s%s", LABEL_WIDTH, "Image", p->format);
+        textbuf_printf(b, "  %-*s%s", LABEL_WIDTH, "Image", p->format);
         if (dims)
-            buf_printf(b, "%s%ux%u", *p->format ? ", " : "", e->width, e->height);
-        buf_add(b, "\n", 1);
+            textbuf_printf(b, "%s%ux%u", *p->format ? ", " : "", e->width, e->height);
+        textbuf_add(b, "\n", 1);
     }
     add_field(b, "ETag", p->etag);
 }
@@ -651,7 +569,7 @@ struct rendition_line {
 };
 
 /* "  thumbnail  150x150  jpeg  5.1 kB  photos/cat_150.jpg", columns aligned. */
-static void add_renditions(struct buf *b, const struct notify_event *e, const struct people *p)
+static void add_renditions(struct textbuf *b, const struct notify_event *e, const struct people *p)
 {
     size_t n = renditions_of(e);
     if (n == 0)
@@ -675,19 +593,19 @@ static void add_renditions(struct buf *b, const struct notify_event *e, const st
         for (size_t c = 0; c < 4; c++)
             w[c] = columns(col[c]) > w[c] ? columns(col[c]) : w[c];
     }
-    buf_str(b, "\nRenditions");
+    textbuf_str(b, "\nRenditions");
     if (*p->destination)
-        buf_printf(b, " in s3://%s", p->destination);
-    buf_str(b, ":\n");
+        textbuf_printf(b, " in s3://%s", p->destination);
+    textbuf_str(b, ":\n");
     for (size_t i = 0; i < n && !b->failed; i++) {
         const char *col[4] = {l[i].name, l[i].dims, l[i].format, l[i].bytes};
-        buf_str(b, "  ");
+        textbuf_str(b, "  ");
         for (size_t c = 0; c < 4; c++) {
             add_padded(b, col[c], w[c]);
-            buf_str(b, "  ");
+            textbuf_str(b, "  ");
         }
-        buf_str(b, l[i].key);
-        buf_add(b, "\n", 1);
+        textbuf_str(b, l[i].key);
+        textbuf_add(b, "\n", 1);
     }
     for (size_t i = 0; i < n; i++) {
         free(l[i].name);
@@ -697,27 +615,27 @@ static void add_renditions(struct buf *b, const struct notify_event *e, const st
     free(l);
 }
 
-static void add_provenance(struct buf *b, const struct notify_event *e, const struct people *p)
+static void add_provenance(struct textbuf *b, const struct notify_event *e, const struct people *p)
 {
     char when[40];
     utc_time(e->time_ms, "%Y-%m-%d %H:%M:%S", when);
     struct tm tm;
     int millis;
     split_time(e->time_ms, &tm, &millis);
-    buf_printf(b, "\n  %-*s%s.%03d UTC", LABEL_WIDTH, "When", when, millis);
+    textbuf_printf(b, "\n  %-*s%s.%03d UTC", LABEL_WIDTH, "When", when, millis);
     if (elapsed_known(e)) {
         char took[32];
         human_ms(e->elapsed_ms, took);
-        buf_printf(b, " (took %s)", took);
+        textbuf_printf(b, " (took %s)", took);
     }
-    buf_add(b, "\n", 1);
+    textbuf_add(b, "\n", 1);
     add_field(b, "Request ID", p->request_id);
     add_field(b, "Origin", p->origin);
 }
 
 static char *event_text(const struct notify_event *e, const struct people *p)
 {
-    struct buf b = {0};
+    struct textbuf b = {0};
     add_headline(&b, e, p);
     if (e->status == NOTIFY_FAILED) {
         add_wrapped(&b, "Reason", p->reason, 2 + LABEL_WIDTH);
@@ -726,7 +644,7 @@ static char *event_text(const struct notify_event *e, const struct people *p)
     add_source(&b, e, p);
     add_renditions(&b, e, p);
     add_provenance(&b, e, p);
-    return buf_take(&b);
+    return textbuf_take(&b);
 }
 
 /* Hands m to out when every part of it was made; otherwise frees it (ENOMEM). */
@@ -995,25 +913,25 @@ static char *digest_line(const struct notify_digest *d, int64_t start_ms, int64_
     char win[96];
     window_short(start_ms, end_ms, win);
     const char *files = d->count == 1 ? "file" : "files";
-    struct buf b = {0};
+    struct textbuf b = {0};
     if (d->count == 0)
-        buf_printf(&b, "s3imgfs: no files (%s)", win);
+        textbuf_printf(&b, "s3imgfs: no files (%s)", win);
     else if (d->failed == 0)
-        buf_printf(&b, "s3imgfs: %u %s done (%s)", d->count, files, win);
+        textbuf_printf(&b, "s3imgfs: %u %s done (%s)", d->count, files, win);
     else if (sms)
-        buf_printf(&b, "s3imgfs: %u done, %u FAILED of %u %s (%s)", d->done, d->failed, d->count,
-                   files, win);
+        textbuf_printf(&b, "s3imgfs: %u done, %u FAILED of %u %s (%s)", d->done, d->failed,
+                       d->count, files, win);
     else
-        buf_printf(&b, "s3imgfs: %u %s done, %u FAILED (%s)", d->done,
-                   d->done == 1 ? "file" : "files", d->failed, win);
-    char *line = buf_take(&b);
+        textbuf_printf(&b, "s3imgfs: %u %s done, %u FAILED (%s)", d->done,
+                       d->done == 1 ? "file" : "files", d->failed, win);
+    char *line = textbuf_take(&b);
     if (line) /* ASCII and short, but the limits are promises */
         line[strnlen(line, sms ? SMS_MAX : SUBJECT_MAX)] = '\0';
     return line;
 }
 
 /* The listed files of one status; returns how many were written. */
-static unsigned add_entries(struct buf *b, const struct notify_digest *d, bool failed)
+static unsigned add_entries(struct textbuf *b, const struct notify_digest *d, bool failed)
 {
     unsigned listed = 0;
     for (unsigned i = 0; i < d->n; i++) {
@@ -1030,18 +948,18 @@ static unsigned add_entries(struct buf *b, const struct notify_digest *d, bool f
         if (!key || !event || !reason) {
             b->failed = true;
         } else if (failed) {
-            buf_printf(b, "  %s\n", key);
-            struct buf why = {0};
-            buf_str(&why, *reason ? reason : default_reason(event));
-            buf_printf(&why, " (%s)", event);
-            char *w = buf_take(&why);
+            textbuf_printf(b, "  %s\n", key);
+            struct textbuf why = {0};
+            textbuf_str(&why, *reason ? reason : default_reason(event));
+            textbuf_printf(&why, " (%s)", event);
+            char *w = textbuf_take(&why);
             if (w)
                 add_wrapped(b, NULL, w, 6);
             else
                 b->failed = true;
             free(w);
         } else {
-            buf_printf(b, "  %-9s %s\n", event, key);
+            textbuf_printf(b, "  %-9s %s\n", event, key);
         }
         free(key);
         free(event);
@@ -1054,38 +972,38 @@ static unsigned add_entries(struct buf *b, const struct notify_digest *d, bool f
 static char *digest_text(const struct notify_digest *d, int64_t start_ms, int64_t end_ms,
                          const char *bucket, const char *origin)
 {
-    struct buf b = {0};
+    struct textbuf b = {0};
     const char *files = d->count == 1 ? "file" : "files";
     if (d->count == 0)
-        buf_str(&b, "s3imgfs processed no files.\n\n");
+        textbuf_str(&b, "s3imgfs processed no files.\n\n");
     else if (d->failed)
-        buf_printf(&b, "s3imgfs processed %u %s: %u done, %u FAILED.\n\n", d->count, files, d->done,
-                   d->failed);
+        textbuf_printf(&b, "s3imgfs processed %u %s: %u done, %u FAILED.\n\n", d->count, files,
+                       d->done, d->failed);
     else
-        buf_printf(&b, "s3imgfs processed %u %s, all done.\n\n", d->count, files);
+        textbuf_printf(&b, "s3imgfs processed %u %s, all done.\n\n", d->count, files);
     char from[40], to[40], h[32];
     utc_time(start_ms, "%Y-%m-%d %H:%M:%S", from);
     utc_time(end_ms, "%Y-%m-%d %H:%M:%S", to);
-    buf_printf(&b, "  %-*s%s to %s UTC\n", LABEL_WIDTH, "Period", from, to);
+    textbuf_printf(&b, "  %-*s%s to %s UTC\n", LABEL_WIDTH, "Period", from, to);
     add_field(&b, "Bucket", bucket);
     human_bytes(d->source_bytes, h);
-    buf_printf(&b, "  %-*s%u %s, %s\n", LABEL_WIDTH, "Sources", d->count, files, h);
+    textbuf_printf(&b, "  %-*s%u %s, %s\n", LABEL_WIDTH, "Sources", d->count, files, h);
     human_bytes(d->rendition_bytes, h);
     if (d->renditions)
-        buf_printf(&b, "  %-*s%" PRIu64 ", %s\n", LABEL_WIDTH, "Renditions", d->renditions, h);
+        textbuf_printf(&b, "  %-*s%" PRIu64 ", %s\n", LABEL_WIDTH, "Renditions", d->renditions, h);
     add_field(&b, "Origin", origin);
     unsigned listed = 0;
     if (d->n > d->done_kept) {
-        buf_str(&b, "\nFAILED:\n");
+        textbuf_str(&b, "\nFAILED:\n");
         listed += add_entries(&b, d, true);
     }
     if (d->done_kept) {
-        buf_str(&b, "\nDone:\n");
+        textbuf_str(&b, "\nDone:\n");
         listed += add_entries(&b, d, false);
     }
     if (d->count > listed)
-        buf_printf(&b, "%s  ... and %u more\n", listed ? "" : "\n", d->count - listed);
-    return buf_take(&b);
+        textbuf_printf(&b, "%s  ... and %u more\n", listed ? "" : "\n", d->count - listed);
+    return textbuf_take(&b);
 }
 
 int notify_message_from_digest(const struct notify_digest *d, int64_t window_start_ms,
@@ -1179,10 +1097,10 @@ static char *sns_summary(const struct notify_message *m)
 /* The first `cut` bytes of the text (a line end) and the note saying it was cut. */
 static char *shortened_text(const char *text, size_t cut)
 {
-    struct buf b = {0};
-    buf_add(&b, text, cut);
-    buf_str(&b, SNS_SHORTENED_NOTE);
-    return buf_take(&b);
+    struct textbuf b = {0};
+    textbuf_add(&b, text, cut);
+    textbuf_str(&b, SNS_SHORTENED_NOTE);
+    return textbuf_take(&b);
 }
 
 /* The summary with the longest head of the text (cut at a line end) that fits. 1, 0 or -1 as

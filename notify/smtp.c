@@ -3,6 +3,7 @@
  * encoded word when it is not ASCII. libcurl does the SMTP dot-stuffing of lines that start
  * with '.' (and the final CRLF.CRLF) itself. */
 #include "notify.h"
+#include "textbuf.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -34,80 +35,20 @@ static void curl_init(void)
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* ---- a growing buffer ---- */
-
-struct buf {
-    char *data;
-    size_t len, cap;
-    bool failed;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_str(struct buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(struct buf *b, const char *fmt, ...)
-{
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-    } else if ((size_t)n < sizeof(small)) {
-        buf_add(b, small, (size_t)n);
-    } else {
-        char *big = malloc((size_t)n + 1);
-        if (!big) {
-            b->failed = true;
-            return;
-        }
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        buf_add(b, big, (size_t)n);
-        free(big);
-    }
-}
-
 /* ---- encoders (pure) ---- */
 
 /* Body text as quoted-printable (RFC 2045 6.7): lines of at most 76 characters ending in CRLF
  * (soft breaks "=" where a line is longer), "=", control characters and every byte of a
  * non-ASCII character as =XX, a space or tab before a line end as =20/=09. LF and CRLF in the
  * text are line ends; the result always ends with CRLF. */
-static void qp_encode(struct buf *b, const char *text)
+static void qp_encode(struct textbuf *b, const char *text)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = (const unsigned char *)text;
     size_t col = 0;
     while (*p) {
         if (*p == '\n' || (*p == '\r' && p[1] == '\n')) {
-            buf_add(b, "\r\n", 2);
+            textbuf_add(b, "\r\n", 2);
             col = 0;
             p += *p == '\r' ? 2 : 1;
             continue;
@@ -128,15 +69,15 @@ static void qp_encode(struct buf *b, const char *text)
         /* The last character of a line may use column 76; any other leaves room for the
          * soft break's "=". */
         if (col + n > (line_end ? QP_LINE : QP_LINE - 1)) {
-            buf_add(b, "=\r\n", 3);
+            textbuf_add(b, "=\r\n", 3);
             col = 0;
         }
-        buf_add(b, enc, n);
+        textbuf_add(b, enc, n);
         col += n;
         p++;
     }
     if (col > 0)
-        buf_add(b, "\r\n", 2);
+        textbuf_add(b, "\r\n", 2);
 }
 
 /* Length of the UTF-8 character at p (1 for a byte that does not start a valid one). */
@@ -152,7 +93,7 @@ static size_t utf8_len(const unsigned char *p)
 /* The header "Subject: ..." with its CRLF. ASCII text is folded at spaces before column 78;
  * other text becomes RFC 2047 encoded words ("=?UTF-8?B?...?=", base64 of whole UTF-8
  * characters, at most WORD_BYTES each) on folded lines. Control characters become spaces. */
-static void subject_header(struct buf *b, const char *subject)
+static void subject_header(struct textbuf *b, const char *subject)
 {
     char *s = strdup(subject ? subject : "");
     if (!s) {
@@ -166,24 +107,24 @@ static void subject_header(struct buf *b, const char *subject)
         if (*p >= 0x80)
             ascii = false;
     }
-    buf_str(b, "Subject:");
+    textbuf_str(b, "Subject:");
     size_t col = strlen("Subject:");
     if (ascii) {
         /* Words, each with the spaces before it; a fold goes before the spaces. */
         const char *p = s;
         if (!*p)
-            buf_str(b, " ");
+            textbuf_str(b, " ");
         while (*p) {
             size_t spaces = strspn(p, " ");
             size_t word = strcspn(p + spaces, " ");
             if (spaces == 0) { /* the first word */
-                buf_str(b, " ");
+                textbuf_str(b, " ");
                 col++;
             } else if (col > 1 && col + spaces + word > HEADER_LINE) {
-                buf_str(b, "\r\n");
+                textbuf_str(b, "\r\n");
                 col = 0;
             }
-            buf_add(b, p, spaces + word);
+            textbuf_add(b, p, spaces + word);
             col += spaces + word;
             p += spaces + word;
         }
@@ -195,12 +136,12 @@ static void subject_header(struct buf *b, const char *subject)
                 n += c;
             unsigned char b64[4 * ((WORD_BYTES + 2) / 3) + 1];
             EVP_EncodeBlock(b64, p, (int)n);
-            buf_printf(b, "%s=?UTF-8?B?%s?=", p == (const unsigned char *)s ? " " : "\r\n ",
-                       (const char *)b64);
+            textbuf_printf(b, "%s=?UTF-8?B?%s?=", p == (const unsigned char *)s ? " " : "\r\n ",
+                           (const char *)b64);
             p += n;
         }
     }
-    buf_str(b, "\r\n");
+    textbuf_str(b, "\r\n");
     free(s);
 }
 
@@ -232,20 +173,20 @@ static void envelope_address(const char *s, char *out, size_t out_len)
 }
 
 /* A header whose value is a list: "To: a, b", folded after a comma before column 78. */
-static void list_header(struct buf *b, const char *name, const char *const *items, size_t count)
+static void list_header(struct textbuf *b, const char *name, const char *const *items, size_t count)
 {
-    buf_printf(b, "%s:", name);
+    textbuf_printf(b, "%s:", name);
     size_t col = strlen(name) + 1;
     for (size_t i = 0; i < count; i++) {
         size_t n = strlen(items[i]) + (i + 1 < count ? 1 : 0);
         if (i > 0 && col + 1 + n > HEADER_LINE) {
-            buf_str(b, "\r\n");
+            textbuf_str(b, "\r\n");
             col = 0;
         }
-        buf_printf(b, " %s%s", items[i], i + 1 < count ? "," : "");
+        textbuf_printf(b, " %s%s", items[i], i + 1 < count ? "," : "");
         col += 1 + n;
     }
-    buf_str(b, "\r\n");
+    textbuf_str(b, "\r\n");
 }
 
 static void random_hex(char *out, size_t bytes)
@@ -275,30 +216,30 @@ static void rfc5322_date(time_t t, char *out, size_t out_len)
              tm.tm_sec);
 }
 
-static void build_mail(struct buf *b, const char *from, const char *const *to, size_t to_count,
+static void build_mail(struct textbuf *b, const char *from, const char *const *to, size_t to_count,
                        const struct notify_message *m)
 {
     char date[64], id[33];
     rfc5322_date(time(NULL), date, sizeof(date));
     random_hex(id, 16);
-    buf_printf(b, "Date: %s\r\n", date);
-    buf_printf(b, "From: %s\r\n", from);
+    textbuf_printf(b, "Date: %s\r\n", date);
+    textbuf_printf(b, "From: %s\r\n", from);
     list_header(b, "To", to, to_count);
     subject_header(b, m->subject);
-    buf_printf(b, "Message-ID: <%s@s3imgfs>\r\n", id);
-    buf_str(b, "MIME-Version: 1.0\r\n"
-               "Content-Type: text/plain; charset=utf-8\r\n"
-               "Content-Transfer-Encoding: quoted-printable\r\n"
-               "Auto-Submitted: auto-generated\r\n");
+    textbuf_printf(b, "Message-ID: <%s@s3imgfs>\r\n", id);
+    textbuf_str(b, "MIME-Version: 1.0\r\n"
+                   "Content-Type: text/plain; charset=utf-8\r\n"
+                   "Content-Transfer-Encoding: quoted-printable\r\n"
+                   "Auto-Submitted: auto-generated\r\n");
     /* Header values from the message: short tokens, made safe all the same. */
     const char *extra[2][2] = {{"X-S3imgfs-Status", m->status}, {"X-S3imgfs-Event", m->event}};
     for (size_t i = 0; i < 2; i++) {
-        buf_printf(b, "%s: ", extra[i][0]);
+        textbuf_printf(b, "%s: ", extra[i][0]);
         for (const char *p = extra[i][1] ? extra[i][1] : ""; *p; p++)
-            buf_add(b, (unsigned char)*p < 0x20 || *p == 0x7f ? " " : p, 1);
-        buf_str(b, "\r\n");
+            textbuf_add(b, (unsigned char)*p < 0x20 || *p == 0x7f ? " " : p, 1);
+        textbuf_str(b, "\r\n");
     }
-    buf_str(b, "\r\n");
+    textbuf_str(b, "\r\n");
     qp_encode(b, m->text ? m->text : "");
 }
 
@@ -433,7 +374,7 @@ int notify_smtp_send(const char *url, const char *user, const char *password, co
         return -1;
     }
 
-    struct buf mail = {0};
+    struct textbuf mail = {0};
     build_mail(&mail, from, to, to_count, m);
     char mail_from[320];
     envelope_address(from, mail_from, sizeof(mail_from));

@@ -5,6 +5,8 @@
  * through an SQS subscription and is read back, so the form encoding of every parameter is
  * checked end to end; errors answered in XML (SNS) and JSON (SQS) are checked for their codes.
  * fauxqs checks no signatures: the signer is tested by the unit tests and against radosgw. */
+#include "fauxqs_calls.h"
+#include "json_path.h"
 #include "s3_fixture.h"
 
 #include <setjmp.h>
@@ -20,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SNS_VERSION "2010-03-31"
 /* SNS's limit on a message: 256 KiB (262144 bytes) of UTF-8. */
 #define SNS_MAX_MESSAGE 262144
 
@@ -45,153 +46,6 @@ static struct {
     char *message_id;
 } t;
 
-/* ---- a minimal JSON reader (the answers are small and come from a known server) ---- */
-
-static void utf8_put(char **o, uint32_t cp)
-{
-    unsigned char *p = (unsigned char *)*o;
-    if (cp < 0x80) {
-        *p++ = (unsigned char)cp;
-    } else if (cp < 0x800) {
-        *p++ = (unsigned char)(0xc0 | cp >> 6);
-        *p++ = (unsigned char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        *p++ = (unsigned char)(0xe0 | cp >> 12);
-        *p++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        *p++ = (unsigned char)(0x80 | (cp & 0x3f));
-    } else {
-        *p++ = (unsigned char)(0xf0 | cp >> 18);
-        *p++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-        *p++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        *p++ = (unsigned char)(0x80 | (cp & 0x3f));
-    }
-    *o = (char *)p;
-}
-
-static int hex4(const char *s, uint32_t *out)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0)
-            return -1;
-        v = v << 4 | (uint32_t)d;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Decodes the JSON string starting at *p (at its opening quote) into a malloc'd string and moves
- * *p past the closing quote. Returns NULL on malformed input. */
-static char *json_string(const char **p)
-{
-    const char *s = *p;
-    if (*s != '"')
-        return NULL;
-    s++;
-    char *out = malloc(strlen(s) + 1), *o = out; /* decoding never grows the text */
-    assert_non_null(out);
-    while (*s && *s != '"') {
-        if (*s != '\\') {
-            *o++ = *s++;
-            continue;
-        }
-        s++;
-        switch (*s) {
-        case '"':
-            *o++ = '"';
-            break;
-        case '\\':
-            *o++ = '\\';
-            break;
-        case '/':
-            *o++ = '/';
-            break;
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u': {
-            uint32_t cp, lo;
-            if (hex4(s + 1, &cp) != 0)
-                goto bad;
-            s += 4;
-            if (cp >= 0xd800 && cp < 0xdc00) {
-                if (s[1] != '\\' || s[2] != 'u' || hex4(s + 3, &lo) != 0 || lo < 0xdc00 ||
-                    lo > 0xdfff)
-                    goto bad;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                s += 6;
-            }
-            utf8_put(&o, cp);
-            break;
-        }
-        default:
-            goto bad;
-        }
-        s++;
-    }
-    if (*s != '"')
-        goto bad;
-    *o = '\0';
-    *p = s + 1;
-    return out;
-bad:
-    free(out);
-    return NULL;
-}
-
-/* The value of the first member named `key` at or after `json` (at any depth), i.e. a pointer
- * to its first character, or NULL. Strings are skipped as tokens, so a key's text inside a
- * string value does not count. */
-static const char *json_member(const char *json, const char *key)
-{
-    const char *p = json;
-    while (p && *p) {
-        if (*p != '"') {
-            p++;
-            continue;
-        }
-        char *s = json_string(&p);
-        if (!s)
-            return NULL;
-        const char *q = p;
-        while (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')
-            q++;
-        bool match = *q == ':' && strcmp(s, key) == 0;
-        free(s);
-        if (match) {
-            q++;
-            while (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')
-                q++;
-            return q;
-        }
-    }
-    return NULL;
-}
-
-/* The decoded string value of member `key` (see json_member), malloc'd, or NULL. */
-static char *json_get(const char *json, const char *key)
-{
-    const char *v = json ? json_member(json, key) : NULL;
-    return v && *v == '"' ? json_string(&v) : NULL;
-}
-
 /* ---- requests ---- */
 
 static struct aws_header param(const char *name, const char *value)
@@ -199,57 +53,14 @@ static struct aws_header param(const char *name, const char *value)
     return (struct aws_header){name, value};
 }
 
-/* An SNS Query call that must succeed; returns the text of element `want` (malloc'd). */
 static char *sns_ok(const char *action, const struct aws_header *params, size_t n, const char *want)
 {
-    struct aws_response resp;
-    struct s3_error err;
-    if (aws_query_call(t.client, "sns", t.endpoint, action, SNS_VERSION, params, n, &resp, &err) !=
-        0)
-        fail_msg("SNS %s: %s [%s]", action, err.message, err.code);
-    assert_int_equal(resp.status, 200);
-    char *text = want ? aws_xml_find_text(resp.body, resp.body_len, want) : NULL;
-    if (want && !text)
-        fail_msg("SNS %s: no <%s> in %s", action, want, resp.body);
-    aws_response_clear(&resp);
-    return text;
+    return fauxqs_sns_ok(t.client, t.endpoint, action, params, n, want);
 }
 
-/* An SQS call in the JSON protocol. Returns aws_request_send's result; resp is always filled. */
-static int sqs_call(const char *action, const char *json, struct aws_response *resp,
-                    struct s3_error *err)
-{
-    char target[64];
-    snprintf(target, sizeof(target), "AmazonSQS.%s", action);
-    struct aws_header headers[] = {{"X-Amz-Target", target}};
-    struct aws_request req = {
-        .service = "sqs",
-        .endpoint = t.endpoint,
-        .method = "POST",
-        .content_type = "application/x-amz-json-1.0",
-        .headers = headers,
-        .header_count = 1,
-        .body = json,
-        .body_len = strlen(json),
-    };
-    return aws_request_send(t.client, &req, resp, err);
-}
-
-/* An SQS call that must succeed; returns the body (malloc'd). */
 static char *sqs_ok(const char *action, const char *json)
 {
-    struct aws_response resp;
-    struct s3_error err;
-    if (sqs_call(action, json, &resp, &err) != 0)
-        fail_msg("SQS %s: %s [%s] %s", action, err.message, err.code, resp.body);
-    assert_int_equal(resp.status, 200);
-    const char *ct = aws_response_header(&resp, "content-type");
-    assert_non_null(ct);
-    assert_non_null(strstr(ct, "application/x-amz-json-1.0"));
-    char *body = resp.body ? resp.body : strdup("");
-    resp.body = NULL;
-    aws_response_clear(&resp);
-    return body;
+    return fauxqs_sqs_ok(t.client, t.endpoint, action, json);
 }
 
 /* ---- setup ---- */
@@ -296,7 +107,7 @@ static int group_teardown(void **state)
     if (t.queue_url) {
         char json[512];
         snprintf(json, sizeof(json), "{\"QueueUrl\":\"%s\"}", t.queue_url);
-        if (sqs_call("DeleteQueue", json, &resp, &err) != 0)
+        if (fauxqs_sqs_call(t.client, t.endpoint, "DeleteQueue", json, &resp, &err) != 0)
             fprintf(stderr, "cleanup: %s\n", err.message);
         aws_response_clear(&resp);
     }
@@ -312,22 +123,29 @@ static int group_teardown(void **state)
 
 /* ---- the tests ---- */
 
-/* 0. The JSON reader the checks rely on. */
+/* 0. The JSON reader the checks rely on (tests/integration/json_path.c, jansson). */
 static void test_json_reader(void **state)
 {
     (void)state;
-    const char *doc = "{\"a\":\"key\",\"key\" : \"v\\u00e9\\ud83c\\udf89\\n\\\"\\\\\\/\","
-                      "\"o\":{\"x\":{\"Type\":\"String\",\"Value\":\"done\"}}}";
-    char *v = json_get(doc, "key");
+    const char *doc =
+        "{\"a\":\"key\",\"key\" : \"v\\u00e9\\ud83c\\udf89\\n\\\"\\\\\\/\","
+        "\"o\":{\"x\":{\"Type\":\"String\",\"Value\":\"done\"}},\"l\":[1,{\"b\":true}]}";
+    char *v = json_path_string(doc, "key", NULL);
     assert_non_null(v);
     assert_string_equal(v, "v\xc3\xa9\xf0\x9f\x8e\x89\n\"\\/");
     free(v);
-    v = json_get(json_member(json_member(doc, "o"), "x"), "Value");
+    v = json_path_string(doc, "o", "x", "Value", NULL);
     assert_non_null(v);
     assert_string_equal(v, "done");
     free(v);
-    assert_null(json_get(doc, "missing"));
-    assert_null(json_get("{\"k\":\"\\x\"}", "k"));
+    v = json_path_text(doc, "l", "1", "b", NULL);
+    assert_non_null(v);
+    assert_string_equal(v, "true");
+    free(v);
+    assert_null(json_path_string(doc, "missing", NULL));
+    assert_null(json_path_string(doc, "o", NULL)); /* not a string */
+    assert_null(json_path_string(doc, "l", "7", NULL));
+    assert_null(json_path_string("{\"k\":\"\\x\"}", "k", NULL)); /* a bad escape: no document */
 }
 
 /* 1. SNS CreateTopic (Query protocol) answers the topic's ARN. */
@@ -353,7 +171,7 @@ static void test_sqs_create_queue(void **state)
     char json[512];
     snprintf(json, sizeof(json), "{\"QueueName\":\"%s\"}", t.queue_name);
     char *body = sqs_ok("CreateQueue", json);
-    t.queue_url = json_get(body, "QueueUrl");
+    t.queue_url = json_path_string(body, "QueueUrl", NULL);
     if (!t.queue_url)
         fail_msg("CreateQueue: no QueueUrl in %s", body);
     free(body);
@@ -367,7 +185,7 @@ static void test_sqs_create_queue(void **state)
     snprintf(json, sizeof(json), "{\"QueueUrl\":\"%s\",\"AttributeNames\":[\"QueueArn\"]}",
              t.queue_url);
     body = sqs_ok("GetQueueAttributes", json);
-    t.queue_arn = json_get(json_member(body, "Attributes"), "QueueArn");
+    t.queue_arn = json_path_string(body, "Attributes", "QueueArn", NULL);
     if (!t.queue_arn)
         fail_msg("GetQueueAttributes: no QueueArn in %s", body);
     free(body);
@@ -422,7 +240,7 @@ static void test_sqs_receive_envelope(void **state)
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         body = sqs_ok("ReceiveMessage", json);
-        envelope = json_get(json_member(body, "Messages"), "Body");
+        envelope = json_path_string(body, "Messages", "0", "Body", NULL);
         if (envelope)
             break;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -431,19 +249,17 @@ static void test_sqs_receive_envelope(void **state)
         free(body);
     }
 
-    char *receipt = json_get(body, "ReceiptHandle");
+    char *receipt = json_path_string(body, "Messages", "0", "ReceiptHandle", NULL);
     assert_non_null(receipt);
     free(body);
 
-    char *type = json_get(envelope, "Type");
-    char *id = json_get(envelope, "MessageId");
-    char *topic = json_get(envelope, "TopicArn");
-    char *subject = json_get(envelope, "Subject");
-    char *message = json_get(envelope, "Message");
-    char *status =
-        json_get(json_member(json_member(envelope, "MessageAttributes"), "status"), "Value");
-    char *status_type =
-        json_get(json_member(json_member(envelope, "MessageAttributes"), "status"), "Type");
+    char *type = json_path_string(envelope, "Type", NULL);
+    char *id = json_path_string(envelope, "MessageId", NULL);
+    char *topic = json_path_string(envelope, "TopicArn", NULL);
+    char *subject = json_path_string(envelope, "Subject", NULL);
+    char *message = json_path_string(envelope, "Message", NULL);
+    char *status = json_path_string(envelope, "MessageAttributes", "status", "Value", NULL);
+    char *status_type = json_path_string(envelope, "MessageAttributes", "status", "Type", NULL);
     if (!type || !id || !topic || !subject || !message || !status || !status_type)
         fail_msg("incomplete SNS envelope: %s", envelope);
     assert_string_equal(type, "Notification");
@@ -549,7 +365,8 @@ static void test_sqs_missing_queue(void **state)
              base);
     struct aws_response resp;
     struct s3_error err;
-    assert_int_equal(sqs_call("GetQueueAttributes", json, &resp, &err), -1);
+    assert_int_equal(fauxqs_sqs_call(t.client, t.endpoint, "GetQueueAttributes", json, &resp, &err),
+                     -1);
     assert_int_equal(err.http_status, 400);
     assert_string_equal(err.code, "QueueDoesNotExist");
     assert_false(err.retryable);
@@ -568,7 +385,7 @@ static void test_sqs_unknown_action(void **state)
     (void)state;
     struct aws_response resp;
     struct s3_error err;
-    assert_int_equal(sqs_call("NoSuchAction", "{}", &resp, &err), -1);
+    assert_int_equal(fauxqs_sqs_call(t.client, t.endpoint, "NoSuchAction", "{}", &resp, &err), -1);
     assert_int_equal(err.http_status, 400);
     assert_string_equal(err.code, "InvalidAction");
     assert_non_null(strstr(err.message, "NoSuchAction"));

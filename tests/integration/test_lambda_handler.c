@@ -11,6 +11,7 @@
  * recursed), an object deleted after its event, a deadline too close (not started, retry), an
  * object over max_file_mb, a bucket the function may not read (AccessDenied) and a server that
  * cannot be reached (transient: retry, no notice). */
+#include "fauxqs_calls.h"
 #include "lambda.h"
 #include "resize.h"
 #include "s3_fixture.h"
@@ -29,8 +30,7 @@
 #include <unistd.h>
 #include <vips/vips.h>
 
-#define SNS_VERSION "2010-03-31"
-#define AWS_CLI     "/usr/bin/aws"
+#define AWS_CLI "/usr/bin/aws"
 
 static const char photo_key[] = "photos/summer 2026/my caf\xc3\xa9+x.jpg";
 
@@ -279,50 +279,21 @@ static size_t version_count(const char *key)
 /* ------------------------------------------------------------------------------------------ */
 /* SNS -> SQS                                                                                   */
 
-static int sqs_call(const char *action, const char *json, struct aws_response *resp,
-                    struct s3_error *err)
-{
-    char target[64];
-    snprintf(target, sizeof(target), "AmazonSQS.%s", action);
-    struct aws_header headers[] = {{"X-Amz-Target", target}};
-    struct aws_request req = {.service = "sqs",
-                              .endpoint = t.sns_endpoint,
-                              .method = "POST",
-                              .content_type = "application/x-amz-json-1.0",
-                              .headers = headers,
-                              .header_count = 1,
-                              .body = json,
-                              .body_len = strlen(json)};
-    return aws_request_send(t.sqs, &req, resp, err);
-}
-
 static json_t *sqs_ok(const char *action, json_t *request)
 {
     char *body = json_dumps(request, JSON_COMPACT);
     json_decref(request);
-    struct aws_response resp;
-    struct s3_error err;
-    if (sqs_call(action, body, &resp, &err) != 0)
-        fail_msg("SQS %s: %s [%s] %s", action, err.message, err.code, resp.body);
+    char *answer = fauxqs_sqs_ok(t.sqs, t.sns_endpoint, action, body);
     free(body);
-    json_t *doc = json_loads(resp.body && *resp.body ? resp.body : "{}", 0, NULL);
-    aws_response_clear(&resp);
+    json_t *doc = json_loads(*answer ? answer : "{}", 0, NULL);
+    free(answer);
     assert_non_null(doc);
     return doc;
 }
 
 static char *sns_ok(const char *action, const struct aws_header *params, size_t n, const char *want)
 {
-    struct aws_response resp;
-    struct s3_error err;
-    if (aws_query_call(t.sqs, "sns", t.sns_endpoint, action, SNS_VERSION, params, n, &resp, &err) !=
-        0)
-        fail_msg("SNS %s: %s [%s]", action, err.message, err.code);
-    char *text = want ? aws_xml_find_text(resp.body, resp.body_len, want) : NULL;
-    if (want && !text)
-        fail_msg("SNS %s: no <%s> in %s", action, want, resp.body);
-    aws_response_clear(&resp);
-    return text;
+    return fauxqs_sns_ok(t.sqs, t.sns_endpoint, action, params, n, want);
 }
 
 static void sns_setup(void)
@@ -381,7 +352,7 @@ static void sns_teardown(void)
     if (t.queue_url) {
         char json[600];
         snprintf(json, sizeof(json), "{\"QueueUrl\":\"%s\"}", t.queue_url);
-        sqs_call("DeleteQueue", json, &resp, &err);
+        fauxqs_sqs_call(t.sqs, t.sns_endpoint, "DeleteQueue", json, &resp, &err);
         aws_response_clear(&resp);
     }
     free(t.topic_arn);

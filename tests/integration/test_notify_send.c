@@ -10,6 +10,8 @@
  *     S3IMGFS_TEST_MAILDIR); the stored mail is parsed here (RFC 2047 subject,
  *     quoted-printable body).
  * The messages are built by hand: what render.c writes into them is not the subject here. */
+#include "fauxqs_calls.h"
+#include "json_path.h"
 #include "notify.h"
 #include "s3_fixture.h"
 
@@ -32,8 +34,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#define SNS_VERSION "2010-03-31"
 
 /* ---- the messages ---- */
 
@@ -59,160 +59,6 @@ static struct notify_message message(void)
                                    .event = msg_event,
                                    .bucket = msg_bucket,
                                    .files = 1};
-}
-
-/* ---- a minimal JSON reader (as in test_aws_query.c: small answers from known servers) ---- */
-
-static void utf8_put(char **o, uint32_t cp)
-{
-    unsigned char *p = (unsigned char *)*o;
-    if (cp < 0x80) {
-        *p++ = (unsigned char)cp;
-    } else if (cp < 0x800) {
-        *p++ = (unsigned char)(0xc0 | cp >> 6);
-        *p++ = (unsigned char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        *p++ = (unsigned char)(0xe0 | cp >> 12);
-        *p++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        *p++ = (unsigned char)(0x80 | (cp & 0x3f));
-    } else {
-        *p++ = (unsigned char)(0xf0 | cp >> 18);
-        *p++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-        *p++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        *p++ = (unsigned char)(0x80 | (cp & 0x3f));
-    }
-    *o = (char *)p;
-}
-
-static int hex4(const char *s, uint32_t *out)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0)
-            return -1;
-        v = v << 4 | (uint32_t)d;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Decodes the JSON string at *p (its opening quote) into a malloc'd string, moves *p past the
- * closing quote. NULL on malformed input. */
-static char *json_string(const char **p)
-{
-    const char *s = *p;
-    if (*s != '"')
-        return NULL;
-    s++;
-    char *out = malloc(strlen(s) + 1), *o = out;
-    assert_non_null(out);
-    while (*s && *s != '"') {
-        if (*s != '\\') {
-            *o++ = *s++;
-            continue;
-        }
-        s++;
-        switch (*s) {
-        case '"':
-        case '\\':
-        case '/':
-            *o++ = *s;
-            break;
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u': {
-            uint32_t cp, lo;
-            if (hex4(s + 1, &cp) != 0)
-                goto bad;
-            s += 4;
-            if (cp >= 0xd800 && cp < 0xdc00) {
-                if (s[1] != '\\' || s[2] != 'u' || hex4(s + 3, &lo) != 0 || lo < 0xdc00 ||
-                    lo > 0xdfff)
-                    goto bad;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                s += 6;
-            }
-            utf8_put(&o, cp);
-            break;
-        }
-        default:
-            goto bad;
-        }
-        s++;
-    }
-    if (*s != '"')
-        goto bad;
-    *o = '\0';
-    *p = s + 1;
-    return out;
-bad:
-    free(out);
-    return NULL;
-}
-
-/* The value of the first member named key at or after json (any depth), or NULL. */
-static const char *json_member(const char *json, const char *key)
-{
-    const char *p = json;
-    while (p && *p) {
-        if (*p != '"') {
-            p++;
-            continue;
-        }
-        char *s = json_string(&p);
-        if (!s)
-            return NULL;
-        const char *q = p;
-        while (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')
-            q++;
-        bool match = *q == ':' && strcmp(s, key) == 0;
-        free(s);
-        if (match) {
-            q++;
-            while (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')
-                q++;
-            return q;
-        }
-    }
-    return NULL;
-}
-
-/* The decoded string value of member key, malloc'd, or NULL. */
-static char *json_get(const char *json, const char *key)
-{
-    const char *v = json ? json_member(json, key) : NULL;
-    return v && *v == '"' ? json_string(&v) : NULL;
-}
-
-/* "true", "false", "null" or "?" for member key. */
-static const char *json_literal(const char *json, const char *key)
-{
-    const char *v = json ? json_member(json, key) : NULL;
-    if (v && strncmp(v, "true", 4) == 0)
-        return "true";
-    if (v && strncmp(v, "false", 5) == 0)
-        return "false";
-    if (v && strncmp(v, "null", 4) == 0)
-        return "null";
-    return "?";
 }
 
 static char *read_file(const char *path)
@@ -276,46 +122,23 @@ static struct {
 
 static char *sns_ok(const char *action, const struct aws_header *params, size_t n, const char *want)
 {
-    struct aws_response resp;
-    struct s3_error err;
-    if (aws_query_call(sns.client, "sns", sns.endpoint, action, SNS_VERSION, params, n, &resp,
-                       &err) != 0)
-        fail_msg("SNS %s: %s [%s]", action, err.message, err.code);
-    char *text = want ? aws_xml_find_text(resp.body, resp.body_len, want) : NULL;
-    if (want && !text)
-        fail_msg("SNS %s: no <%s> in %s", action, want, resp.body);
-    aws_response_clear(&resp);
-    return text;
-}
-
-/* An SQS call in the JSON protocol (the only one fauxqs speaks for SQS). */
-static int sqs_call(const char *action, const char *json, struct aws_response *resp,
-                    struct s3_error *err)
-{
-    char target[64];
-    snprintf(target, sizeof(target), "AmazonSQS.%s", action);
-    struct aws_header headers[] = {{"X-Amz-Target", target}};
-    struct aws_request req = {.service = "sqs",
-                              .endpoint = sns.endpoint,
-                              .method = "POST",
-                              .content_type = "application/x-amz-json-1.0",
-                              .headers = headers,
-                              .header_count = 1,
-                              .body = json,
-                              .body_len = strlen(json)};
-    return aws_request_send(sns.client, &req, resp, err);
+    return fauxqs_sns_ok(sns.client, sns.endpoint, action, params, n, want);
 }
 
 static char *sqs_ok(const char *action, const char *json)
 {
-    struct aws_response resp;
-    struct s3_error err;
-    if (sqs_call(action, json, &resp, &err) != 0)
-        fail_msg("SQS %s: %s [%s] %s", action, err.message, err.code, resp.body);
-    char *body = resp.body ? resp.body : strdup("");
-    resp.body = NULL;
-    aws_response_clear(&resp);
-    return body;
+    return fauxqs_sqs_ok(sns.client, sns.endpoint, action, json);
+}
+
+/* Member `key` of a JSON record as JSON text ("true", "false", "null"), "?" when missing. Static
+ * storage: one comparison at a time. */
+static const char *literal_of(const char *json, const char *key)
+{
+    static char out[16];
+    char *v = json_path_text(json, key, NULL);
+    snprintf(out, sizeof(out), "%s", v ? v : "?");
+    free(v);
+    return out;
 }
 
 /* Receives the next message of the queue (waiting up to 5 s), deletes it and returns its body
@@ -331,14 +154,14 @@ static char *sqs_receive_envelope(void)
     char *body, *envelope;
     for (;;) {
         body = sqs_ok("ReceiveMessage", json);
-        envelope = json_get(json_member(body, "Messages"), "Body");
+        envelope = json_path_string(body, "Messages", "0", "Body", NULL);
         if (envelope)
             break;
         if (time(NULL) - start >= 5)
             fail_msg("no message in the queue after 5 s (last answer %s)", body);
         free(body);
     }
-    char *receipt = json_get(body, "ReceiptHandle");
+    char *receipt = json_path_string(body, "Messages", "0", "ReceiptHandle", NULL);
     assert_non_null(receipt);
     assert_null(strpbrk(receipt, "\"\\"));
     free(body);
@@ -353,21 +176,12 @@ static char *sqs_receive_envelope(void)
 /* The envelope's MessageAttributes.<name>.Value (and checks its Type is String), or NULL. */
 static char *envelope_attribute(const char *envelope, const char *name)
 {
-    const char *attrs = json_member(envelope, "MessageAttributes");
-    const char *a = attrs ? json_member(attrs, name) : NULL;
-    if (!a || *a != '{')
+    char *type = json_path_string(envelope, "MessageAttributes", name, "Type", NULL);
+    if (!type)
         return NULL;
-    /* Only within this attribute's object: stop at its closing brace. */
-    const char *end = strchr(a, '}');
-    assert_non_null(end);
-    char *obj = strndup(a, (size_t)(end - a + 1));
-    assert_non_null(obj);
-    char *type = json_get(obj, "Type"), *value = json_get(obj, "Value");
-    assert_non_null(type);
     assert_string_equal(type, "String");
     free(type);
-    free(obj);
-    return value;
+    return json_path_string(envelope, "MessageAttributes", name, "Value", NULL);
 }
 
 static int sns_setup(void **state)
@@ -394,14 +208,14 @@ static int sns_setup(void **state)
 
     snprintf(json, sizeof(json), "{\"QueueName\":\"%s\"}", queue);
     char *body = sqs_ok("CreateQueue", json);
-    sns.queue_url = json_get(body, "QueueUrl");
+    sns.queue_url = json_path_string(body, "QueueUrl", NULL);
     free(body);
     assert_non_null(sns.queue_url);
     assert_null(strpbrk(sns.queue_url, "\"\\"));
     snprintf(json, sizeof(json), "{\"QueueUrl\":\"%s\",\"AttributeNames\":[\"QueueArn\"]}",
              sns.queue_url);
     body = sqs_ok("GetQueueAttributes", json);
-    sns.queue_arn = json_get(json_member(body, "Attributes"), "QueueArn");
+    sns.queue_arn = json_path_string(body, "Attributes", "QueueArn", NULL);
     free(body);
     assert_non_null(sns.queue_arn);
 
@@ -436,7 +250,7 @@ static int sns_teardown(void **state)
     if (sns.queue_url) {
         char json[512];
         snprintf(json, sizeof(json), "{\"QueueUrl\":\"%s\"}", sns.queue_url);
-        sqs_call("DeleteQueue", json, &resp, &err);
+        fauxqs_sqs_call(sns.client, sns.endpoint, "DeleteQueue", json, &resp, &err);
         aws_response_clear(&resp);
     }
     free(sns.topic_arn);
@@ -467,9 +281,11 @@ static void test_sns_publish(void **state)
     assert_true(strlen(id) >= 16);
 
     char *envelope = sqs_receive_envelope();
-    char *type = json_get(envelope, "Type"), *mid = json_get(envelope, "MessageId");
-    char *topic = json_get(envelope, "TopicArn"), *subject = json_get(envelope, "Subject");
-    char *msg = json_get(envelope, "Message");
+    char *type = json_path_string(envelope, "Type", NULL),
+         *mid = json_path_string(envelope, "MessageId", NULL);
+    char *topic = json_path_string(envelope, "TopicArn", NULL),
+         *subject = json_path_string(envelope, "Subject", NULL);
+    char *msg = json_path_string(envelope, "Message", NULL);
     char *status = envelope_attribute(envelope, "status");
     char *bucket = envelope_attribute(envelope, "bucket");
     char *event = envelope_attribute(envelope, "event");
@@ -484,9 +300,9 @@ static void test_sns_publish(void **state)
     assert_string_equal(event, "resized");
 
     if (strcmp(msg, m.json) != 0) {
-        char *def = json_get(msg, "default");
-        char *email = json_get(msg, "email");
-        char *sms = json_get(msg, "sms");
+        char *def = json_path_string(msg, "default", NULL);
+        char *email = json_path_string(msg, "email", NULL);
+        char *sms = json_path_string(msg, "sms", NULL);
         if (!def || !email || !sms)
             fail_msg("Message is neither m->json nor {default,email,sms}: %s", msg);
         assert_string_equal(def, m.json);
@@ -615,7 +431,7 @@ static char *post(const char *url, const char *secret, const struct notify_messa
 
 static char *header(const char *request, const char *name)
 {
-    return json_get(json_member(request, "headers"), name);
+    return json_path_string(request, "headers", name, NULL);
 }
 
 static void assert_header(const char *request, const char *name, const char *want)
@@ -651,8 +467,9 @@ static void test_webhook_signed(void **state)
     char *req = post(wh.url, wh.secret, &m, &rc, &err);
     if (rc != 0)
         fail_msg("notify_webhook_post: %s [%s]", err.message, err.code);
-    char *path = json_get(req, "path"), *method = json_get(req, "method");
-    char *body = json_get(req, "body");
+    char *path = json_path_string(req, "path", NULL),
+         *method = json_path_string(req, "method", NULL);
+    char *body = json_path_string(req, "body", NULL);
     assert_non_null(path);
     assert_non_null(strstr(wh.url, path)); /* the URL's path */
     assert_string_equal(method, "POST");
@@ -673,8 +490,10 @@ static void test_webhook_signed(void **state)
     assert_non_null(strstr(sig, ",v1="));
     char *expect = header(req, "expect");
     assert_null(expect); /* no 100-continue round trip */
-    if (strcmp(json_literal(req, "signature_ok"), "true") != 0)
+    char *signature_ok = json_path_text(req, "signature_ok", NULL);
+    if (!signature_ok || strcmp(signature_ok, "true") != 0)
         fail_msg("the receiver rejected the signature: %s", req);
+    free(signature_ok);
 
     /* Every attempt has a delivery ID of its own. */
     char *again = post(wh.url, wh.secret, &m, &rc, &err);
@@ -682,7 +501,7 @@ static void test_webhook_signed(void **state)
     char *delivery2 = header(again, "x-s3imgfs-delivery");
     assert_non_null(delivery2);
     assert_string_not_equal(delivery, delivery2);
-    assert_string_equal(json_literal(again, "signature_ok"), "true");
+    assert_string_equal(literal_of(again, "signature_ok"), "true");
     free(delivery2);
     free(again);
     free(path);
@@ -703,8 +522,8 @@ static void test_webhook_wrong_secret(void **state)
     int rc;
     char *req = post(wh.url, "not-the-receivers-secret", &m, &rc, &err);
     assert_int_equal(rc, 0);
-    assert_string_equal(json_literal(req, "signature_ok"), "false");
-    char *why = json_get(req, "signature_error");
+    assert_string_equal(literal_of(req, "signature_ok"), "false");
+    char *why = json_path_string(req, "signature_error", NULL);
     assert_non_null(why);
     assert_string_equal(why, "signature mismatch");
     free(why);
@@ -722,7 +541,7 @@ static void test_webhook_unsigned(void **state)
     assert_int_equal(rc, 0);
     char *sig = header(req, "x-s3imgfs-signature");
     assert_null(sig);
-    assert_string_equal(json_literal(req, "signature_ok"), "null");
+    assert_string_equal(literal_of(req, "signature_ok"), "null");
     free(req);
 }
 
@@ -750,8 +569,8 @@ static void test_webhook_stale_signature(void **state)
     curl_easy_cleanup(h);
     assert_int_equal(count_requests(), before + 1);
     char *req = stored_request(before + 1);
-    assert_string_equal(json_literal(req, "signature_ok"), "false");
-    char *why = json_get(req, "signature_error");
+    assert_string_equal(literal_of(req, "signature_ok"), "false");
+    char *why = json_path_string(req, "signature_error", NULL);
     assert_non_null(why);
     assert_non_null(strstr(why, "tolerance"));
     free(why);
