@@ -280,7 +280,9 @@ static bool renditions_current(struct job *j)
     }
     current = current && found.made_count == cfg->resize.size_count;
     if (current) {
+        uint64_t read = j->out->source_bytes; /* still true of this record */
         outcome_clear(j->out);
+        j->out->source_bytes = read;
         j->out->made = found.made;
         j->out->made_count = found.made_count;
         j->out->made_before = true;
