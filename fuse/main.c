@@ -280,8 +280,15 @@ static int run(struct program *p, struct fuse_args *args)
         fuse_set_signal_handlers(se) != 0)
         goto unmount;
     on_sighup_reopen();
+    log_report_crashes("Files closed before the crash are kept in the spool and go up at the next "
+                       "mount: run fusermount3 -u on the mountpoint, then mount again.");
     if (start_workers(p) != 0)
         goto signals;
+    /* fuse_daemonize went to "/": work in the cache directory instead, so that a core dump
+     * (where enabled, with the kernel's default core_pattern) lands beside the spool it concerns
+     * rather than in the root directory. */
+    if (chdir(p->cfg->gateway.cache_dir) != 0)
+        log_debug("cannot enter %s: %s", p->cfg->gateway.cache_dir, strerror(errno));
     log_info("mounted s3://%s/%s on %s", p->cfg->s3.source_bucket, p->cfg->s3.source_prefix,
              p->cmd.mountpoint);
     if (p->cmd.singlethread) {

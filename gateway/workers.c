@@ -620,6 +620,16 @@ static void *task_main(void *arg)
 
 /* ------------------------------------------------------------------------------------------ */
 
+static const char *thread_name(void *(*fn)(void *))
+{
+    return fn == flusher_main  ? "s3imgfs-flush"
+           : fn == timer_main  ? "s3imgfs-timer"
+           : fn == task_main   ? "s3imgfs-tasks"
+           : fn == upload_main ? "s3imgfs-upload"
+           : fn == resize_main ? "s3imgfs-resize"
+                               : "s3imgfs-stream";
+}
+
 int gw_workers_start(struct gateway *gw, struct s3_error *err)
 {
     const struct config *cfg = gw->cfg;
@@ -642,6 +652,8 @@ int gw_workers_start(struct gateway *gw, struct s3_error *err)
                               : i < 3 + uploads + resizes ? resize_main
                                                           : gw_stream_main;
         int rc = pthread_create(&gw->threads[i], NULL, fn, gw);
+        if (rc == 0) /* names show in top -H, gdb and the crash report */
+            pthread_setname_np(gw->threads[i], thread_name(fn));
         if (rc != 0) {
             s3_error_set(err, 0, "LocalIOError", false, "cannot start a worker thread: %s",
                          strerror(rc));

@@ -217,6 +217,9 @@ static int prepare(struct program *p, struct s3_error *err, const char **error_t
     *error_type = "S3imgfs.InvalidConfig";
     if (load_config(p, err) != 0 || open_log(p, err) != 0)
         return EXIT_USAGE;
+    log_report_crashes("The events of the invocation that was running get no response: the "
+                       "caller's retry policy decides (Lambda retries asynchronous events twice, "
+                       "then sends them to the dead-letter queue).");
     if (!(p->s3 = make_client(p->cfg, err)))
         return EXIT_USAGE;
     if (!(p->metrics = make_metrics(p->cfg))) {

@@ -62,6 +62,15 @@ void log_key_msg(enum log_level level, const char *key, const char *request_id, 
  * not cut, so it must not contain '\n' itself. */
 void log_line_raw(const char *line);
 
+/* Fatal signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) leave a report before the process
+ * ends: one "fatal:" line naming the signal, the faulting address and the thread, then `note`
+ * (what the user should know, e.g. what is kept and how to resume), then the stack of the thread
+ * that crashed (function+offset per frame), written to the log file and to stderr. The default
+ * action follows (a core dump where enabled). Call once, early. With syslog as the destination
+ * the report goes to stderr only. Not installed in AddressSanitizer/ThreadSanitizer builds, whose
+ * own reports are better. `note` is copied (up to 511 bytes). */
+void log_report_crashes(const char *note);
+
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)

@@ -15,6 +15,8 @@ test_pkgs=(
   awscli curl python3-aiosmtpd python3-prometheus-client python3-yaml attr valgrind haproxy nftables s3cmd
   # tests/deploy/test_image.sh: the function's container image, built and run without Docker
   buildah mmdebstrap
+  # the mount tests print the stacks of a core s3imgfs dumped
+  gdb
   # tests/integration/test_gateway.sh (fusermount3 is in fuse3, getfattr in attr) and the peers
   # of bench/fuse-bench.sh
   rsync s3fs rclone

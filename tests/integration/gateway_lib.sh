@@ -35,6 +35,25 @@ log_tail() {
     tail -n +"$((log_seen + 1))" "$log" | tail -n 25 | sed 's/^/#   | /'
   fi
   log_seen=$total
+  report_cores
+}
+
+# The stacks in each core s3imgfs dumped since the last call (in a cache_dir under $tmp; gdb:
+# the stack of the thread that crashed, then one line per thread), as diag lines; the
+# core is removed after.
+report_cores() {
+  local core
+  find "$tmp" -maxdepth 4 -type f -regex '.*/core\(\.[0-9]+\)?' 2>/dev/null | while read -r core; do
+    diag "s3imgfs dumped a core ($core); its stacks:"
+    if command -v gdb >/dev/null; then
+      gdb -batch -nx -ex 'bt 40' -ex 'info threads' "$fs" "$core" 2>&1 |
+        grep -v -e '^\[New LWP' -e '^warning:' -e '^\[Thread debugging' -e '^Using host libthread' |
+        head -n 120 | sed 's/^/#   | /' || true
+    else
+      diag "(no gdb to read it)"
+    fi
+    rm -f "$core"
+  done || true
 }
 
 # ---- mounting -----------------------------------------------------------------------------
@@ -91,7 +110,12 @@ mount_fs() {
     [ -n "$fs_pid" ] || { diag "mounted, but no s3imgfs process names $mnt on its command line"; return 1; }
     return 0
   fi
-  "$fs" -f "${debug[@]}" "${mount_extra[@]}" -o "config=$conf" "$mnt" >>"$log" 2>&1 </dev/null &
+  # Core dumps on: s3imgfs works in its cache_dir, where the kernel's default core_pattern puts
+  # the core of a crash; log_tail prints its stacks.
+  (
+    ulimit -c unlimited 2>/dev/null || true
+    exec "$fs" -f "${debug[@]}" "${mount_extra[@]}" -o "config=$conf" "$mnt"
+  ) >>"$log" 2>&1 </dev/null &
   fs_pid=$!
   deadline=$(($(now_ms) + 20000))
   until is_mounted; do

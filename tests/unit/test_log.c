@@ -12,10 +12,13 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -674,6 +677,62 @@ static void concurrent_threads_write_whole_lines(void **state)
             assert_int_equal(seen[t][i], 1);
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZER_HANDLES_CRASHES 1
+#endif
+
+static void *crash_in_thread(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "crasher");
+    int *volatile bad = (int *)16;
+    *bad = 1;
+    return NULL;
+}
+
+/* A crash in a thread: the process still dies of the signal (the default action follows the
+ * report), and the log file holds the report: signal, address, thread name, the caller's note,
+ * then the stack. */
+static void a_crash_leaves_a_report_in_the_log(void **state)
+{
+    (void)state;
+#ifdef SANITIZER_HANDLES_CRASHES
+    skip(); /* not installed: the sanitizer reports crashes itself */
+#endif
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        open_log(file, LOG_LEVEL_INFO, false);
+        log_report_crashes("NOTE: what was kept.");
+        log_info("before the crash");
+        pthread_t th;
+        pthread_create(&th, NULL, crash_in_thread, NULL);
+        pthread_join(th, NULL);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+    struct lines l;
+    read_lines(file, &l);
+    assert_true(l.n >= 4);
+    assert_non_null(strstr(l.v[0], "before the crash"));
+    assert_true(strncmp(l.v[1], "fatal: crashed on SIGSEGV", 25) == 0);
+    assert_non_null(strstr(l.v[1], " at address 0x10 "));
+    assert_non_null(strstr(l.v[1], "(crasher)"));
+    assert_non_null(strstr(l.v[1], "NOTE: what was kept. The stack"));
+    size_t frames_in_test = 0;
+    for (size_t i = 2; i < l.n; i++) {
+        assert_non_null(strstr(l.v[i], "[0x")); /* one frame per line */
+        frames_in_test += strstr(l.v[i], "test_log(") != NULL;
+    }
+    assert_true(frames_in_test >= 1);
+    free_lines(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -697,6 +756,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(open_failure_names_the_path_and_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(concurrent_threads_write_whole_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_crash_leaves_a_report_in_the_log, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
