@@ -20,6 +20,15 @@
 #endif
 #endif
 
+#ifdef SANITIZER_HANDLES_CRASHES
+
+void log_report_crashes(const char *note)
+{
+    (void)note;
+}
+
+#else
+
 #define MAX_FRAMES 64
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
@@ -118,9 +127,6 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
 
 void log_report_crashes(const char *note)
 {
-#ifdef SANITIZER_HANDLES_CRASHES
-    (void)note;
-#else
     size_t n = strlen(note);
     if (n >= sizeof(program_note))
         n = sizeof(program_note) - 1;
@@ -138,5 +144,6 @@ void log_report_crashes(const char *note)
         sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_ONSTACK;
         sigaction(fatal_signals[i], &sa, NULL);
     }
-#endif
 }
+
+#endif

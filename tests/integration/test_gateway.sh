@@ -649,6 +649,45 @@ EOF
   lacks_key "$src" c30/after.txt
 }
 
+# A crash (a SIGSEGV, sent here as a bug would raise it): the log says so with the stack of the
+# thread, the core (where the kernel writes cores in the working directory) is in cache_dir, and
+# the next mount uploads what was closed before. Not in sanitizer builds: their own handler
+# reports the signal instead (and no_sanitizer_report would take it for a bug).
+t_crash_report() {
+  if ldd "$fs" | grep -qE 'lib(a|t)san'; then
+    diag "sanitizer build: its handler reports crashes, not s3imgfs's"
+    return 0
+  fi
+  mkdir -p "$mnt/c31" || return 1
+  cp "$data/photo-b.jpg" "$mnt/c31/closed-before.jpg" || return 1
+  local rc=0
+  kill -SEGV "$fs_pid"
+  wait "$fs_pid" 2>/dev/null || rc=$?
+  fs_pid=""
+  fusermount3 -uz "$mnt" 2>/dev/null
+  expect "exit status of the crashed gateway (128 + SIGSEGV)" 139 "$rc" || return 1
+  local report frames
+  report=$(tail -n +"$((log_seen + 1))" "$log" | grep -A64 '^fatal: crashed on SIGSEGV') ||
+    { diag "no 'fatal: crashed on SIGSEGV' line in the log"; return 1; }
+  grep -q 'in thread [0-9]* (s3imgfs) of process' <<<"$report" || { diag "the report names no thread: $(head -1 <<<"$report")"; return 1; }
+  grep -q 'kept in the spool and go up at the next mount' <<<"$report" || { diag "the report does not say what is kept"; return 1; }
+  frames=$(grep -c '^/.*\[0x[0-9a-f]*\]$' <<<"$report" || true)
+  grep -q 's3imgfs(main+0x' <<<"$report" || { diag "no frame names main (export_dynamic?): $report"; return 1; }
+  [ "$frames" -ge 3 ] || { diag "only $frames stack frames after the fatal line"; return 1; }
+  local pattern cores
+  pattern=$(cat /proc/sys/kernel/core_pattern)
+  if [[ $pattern == \|* || $pattern == /* ]] || [ "$(ulimit -H -c)" = 0 ]; then
+    diag "core_pattern '$pattern', hard core limit $(ulimit -H -c): no core to look for in cache_dir"
+  else
+    cores=$(find "$tmp/cache" -maxdepth 1 -type f -regex '.*/core\(\.[0-9]+\)?')
+    [ -n "$cores" ] || { diag "no core in cache_dir $tmp/cache (core_pattern '$pattern')"; return 1; }
+    find "$tmp/cache" -maxdepth 1 -type f -regex '.*/core\(\.[0-9]+\)?' -delete
+  fi
+  mount_fs || return 1
+  timeout "$gw_timeout" "$fs" status -w "$mnt" >/dev/null || { diag "the queue did not drain"; return 1; }
+  same_object "$src" c31/closed-before.jpg "$data/photo-b.jpg"
+}
+
 # sync_upload = true: close() returns once the object is in S3, and reports a failed upload.
 t_sync_upload() {
   unmount_fs || return 1
@@ -986,6 +1025,7 @@ case_ ".s3imgfs/status: JSON counts, totals and the last failure; read-only; not
 case_ "kill -9 with 60 closed files not uploaded (wrong key): all arrive after a remount" run_case t_kill9
 case_ "kill -9 during a copy of 300 photos: every cp that returned is in S3 intact with renditions, once" run_case t_kill9_copy
 case_ "kill -9 between a close() and the release: the version as of that close is uploaded, not one written after" run_case t_kill9_flushed
+case_ "a crash (SIGSEGV): the log has the report and the stack, the core is in cache_dir, the next mount uploads what was closed" run_case t_crash_report
 case_ "sync_upload: cp returns with the object in S3; a refused upload is EIO, kept, retried" run_case t_sync_upload
 case_ "failed uploads (wrong key): s3imgfs status says why; touch and s3imgfs retry upload them" run_case t_retry
 case_ "kill -9 halfway through a multipart upload: the next mount reuses the parts in S3" run_case t_multipart_resume
