@@ -1,7 +1,7 @@
 /* The crash report: what a fatal signal leaves in the log (see log_report_crashes in log.h).
  * Everything here runs inside a signal handler, so it uses only async-signal-safe calls (write,
- * getpid, syscall, prctl, raise) and formats numbers itself; backtrace(3) is the one exception,
- * made safe enough by calling it once at install time (its first call loads libgcc). */
+ * getpid, syscall, prctl, signal, alarm, raise) and formats numbers itself; backtrace(3) is the one
+ * exception, made safe enough by calling it once at install time (its first call loads libgcc). */
 #include "log.h"
 #include "log_internal.h"
 
@@ -29,7 +29,8 @@ void log_report_crashes(const char *note)
 
 #else
 
-#define MAX_FRAMES 64
+#define MAX_FRAMES     64
+#define REPORT_SECONDS 10
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 static char program_note[512]; /* copied at install: the handler must not follow a freed pointer */
@@ -93,6 +94,10 @@ static void write_all(int to, const char *s, size_t n)
 static void on_fatal_signal(int sig, siginfo_t *info, void *context)
 {
     (void)context;
+    /* Should the report itself hang (the crash left a lock of the loader or of the C library
+     * held), the default action of SIGALRM ends the process all the same. */
+    signal(SIGALRM, SIG_DFL);
+    alarm(REPORT_SECONDS);
     char thread[17] = "?";
     prctl(PR_GET_NAME, thread, 0, 0, 0);
     struct text t = {.len = 0};
