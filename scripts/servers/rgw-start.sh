@@ -6,6 +6,7 @@
 #      RGW_MON_PORT (msgr2, default 3300), RGW_MON_V1_PORT (legacy msgr, default 6789),
 #      RGW_OSD_MAX_OBJECT_NAME_LEN (default 2048, so S3's full 1024-byte keys fit; with the
 #      notes' 460, keys longer than about 415 bytes fail with HTTP 500),
+#      RGW_MEMSTORE_BYTES (the OSD's in-memory device, default 4 GiB; allocated as data comes),
 #      RGW_KEEP_ON_FAILURE=1 (leave daemons running when start fails, for debugging).
 # Stop with scripts/servers/rgw-stop.sh STATE_DIR. Details: scripts/servers/README.md.
 set -euo pipefail
@@ -18,6 +19,7 @@ if [ $# -lt 1 ] || [ $# -gt 2 ] || [ -z "$1" ]; then die "usage: $0 STATE_DIR [P
 port=${2:-7480}
 mon_port=${RGW_MON_PORT:-3300}
 mon_v1_port=${RGW_MON_V1_PORT:-6789}
+memstore_bytes=${RGW_MEMSTORE_BYTES:-4294967296}
 access_key=${RGW_ACCESS_KEY:-s3imgfs-test-access}
 secret_key=${RGW_SECRET_KEY:-s3imgfs-test-secret-0123456789abcdef}
 other_access_key=s3imgfs-other-access
@@ -115,7 +117,11 @@ mon data avail crit = 0
 paxos propose interval = 0.05
 paxos min wait = 0.01
 osd objectstore = memstore
-memstore device bytes = 2147483648
+# A full OSD blocks every write (radosgw then answers nothing: "Operation too slow" in the
+# clients). The whole suite runs twice on one cluster (normal and ASan builds) and radosgw frees
+# the data of deleted objects only by its garbage collector: room for both, and a collector
+# that runs every 10 s on what was deleted 5 s ago (the defaults wait 2 hours, then 1 hour).
+memstore device bytes = $memstore_bytes
 osd max object name len = $name_len
 osd max object namespace len = 64
 
@@ -137,6 +143,9 @@ pid file = $cdir/run/\$name.pid
 rgw frontends = beast endpoint=127.0.0.1:$port tcp_nodelay=1
 rgw dns name = localhost
 rgw crypt require ssl = false
+rgw gc obj min wait = 5
+rgw gc processor period = 10
+rgw gc processor max time = 10
 EOF
 
 # One keyring for everything; ceph-mon --mkfs imports all its entries with their caps.
