@@ -22,9 +22,10 @@
 
 #ifdef SANITIZER_HANDLES_CRASHES
 
-void log_report_crashes(const char *note)
+bool log_report_crashes(const char *note)
 {
     (void)note;
+    return false;
 }
 
 #else
@@ -130,7 +131,7 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
     raise(sig);
 }
 
-void log_report_crashes(const char *note)
+bool log_report_crashes(const char *note)
 {
     size_t n = strlen(note);
     if (n >= sizeof(program_note))
@@ -149,6 +150,7 @@ void log_report_crashes(const char *note)
         sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_ONSTACK;
         sigaction(fatal_signals[i], &sa, NULL);
     }
+    return true;
 }
 
 #endif

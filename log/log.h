@@ -68,8 +68,9 @@ void log_line_raw(const char *line);
  * that crashed (function+offset per frame), written to the log file and to stderr. The default
  * action follows (a core dump where enabled). Call once, early. With syslog as the destination
  * the report goes to stderr only. Not installed in AddressSanitizer/ThreadSanitizer builds, whose
- * own reports are better. `note` is copied (up to 511 bytes). */
-void log_report_crashes(const char *note);
+ * own reports are better: then it returns false (true when installed). `note` is copied (up to
+ * 511 bytes). */
+bool log_report_crashes(const char *note);
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

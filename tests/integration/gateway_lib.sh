@@ -38,12 +38,15 @@ log_tail() {
   report_cores
 }
 
+# core_files DIR DEPTH: the core dumps (core, core.PID) in DIR, DEPTH levels down at most.
+core_files() { find "$1" -maxdepth "$2" -type f -regex '.*/core\(\.[0-9]+\)?' 2>/dev/null; }
+
 # The stacks in each core s3imgfs dumped since the last call (in a cache_dir under $tmp; gdb:
 # the stack of the thread that crashed, then one line per thread), as diag lines; the
 # core is removed after.
 report_cores() {
   local core
-  find "$tmp" -maxdepth 4 -type f -regex '.*/core\(\.[0-9]+\)?' 2>/dev/null | while read -r core; do
+  core_files "$tmp" 4 | while read -r core; do
     diag "s3imgfs dumped a core ($core); its stacks:"
     if command -v gdb >/dev/null; then
       gdb -batch -nx -ex 'bt 40' -ex 'info threads' "$fs" "$core" 2>&1 |

@@ -679,9 +679,9 @@ t_crash_report() {
   if [[ $pattern == \|* || $pattern == /* ]] || [ "$(ulimit -H -c)" = 0 ]; then
     diag "core_pattern '$pattern', hard core limit $(ulimit -H -c): no core to look for in cache_dir"
   else
-    cores=$(find "$tmp/cache" -maxdepth 1 -type f -regex '.*/core\(\.[0-9]+\)?')
+    cores=$(core_files "$tmp/cache" 1)
     [ -n "$cores" ] || { diag "no core in cache_dir $tmp/cache (core_pattern '$pattern')"; return 1; }
-    find "$tmp/cache" -maxdepth 1 -type f -regex '.*/core\(\.[0-9]+\)?' -delete
+    xargs rm -f <<<"$cores"
   fi
   mount_fs || return 1
   timeout "$gw_timeout" "$fs" status -w "$mnt" >/dev/null || { diag "the queue did not drain"; return 1; }
