@@ -20,6 +20,8 @@
 
 #include <vips/vips.h>
 
+#include <vips/vector.h> /* vips_vector_set_enabled: not in vips.h (needs vips.h first) */
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -128,6 +130,8 @@ int resize_global_init(unsigned vips_threads, struct resize_error *err)
     vips_cache_set_max_files(0);
     if (vips_threads > 0)
         vips_concurrency_set((int)vips_threads);
+    if (!resize_orc_guard_active())
+        vips_vector_set_enabled(FALSE);
 
     /* Loaders: no untrusted ones (magick, svg, pdf, matlab, fits, ...), and beyond that only an
      * allow-list, so that a new libvips or module cannot add a parser we never meant to run. */

@@ -41,6 +41,10 @@ struct resize_kind_info {
 
 enum resize_kind resize_sniff_kind(const void *data, size_t len);
 const struct resize_kind_info *resize_kind_info(enum resize_kind kind);
+
+/* Whether libvips' calls into ORC's compiler go through orc_guard.c's lock (see there). When
+ * they do not, the vector code must stay off: ORC 0.4.33 corrupts memory with two at once. */
+bool resize_orc_guard_active(void);
 /* MIME type, refined by the bytes where a kind has several ("image/heic" vs "image/heif"). */
 const char *resize_sniff_mime_of(enum resize_kind kind, const void *data, size_t len);
 

@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(
   build-essential pkg-config meson ninja-build git
   libcurl4-openssl-dev libssl-dev libinih-dev libcmocka-dev libexpat1-dev
-  libvips-dev libvips-tools libfuse3-dev fuse3 libjansson-dev libmicrohttpd-dev
+  libvips-dev liborc-0.4-dev libvips-tools libfuse3-dev fuse3 libjansson-dev libmicrohttpd-dev
   clang libclang-rt-14-dev clang-format
 )
 test_pkgs=(

@@ -12,6 +12,8 @@
 
 #include <vips/vips.h>
 
+#include <vips/vector.h> /* vips_vector_isenabled (needs vips.h first) */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -2366,6 +2368,57 @@ static void test_parallel_threads(void **state)
     run_workers(wk, 4, worker_main);
 }
 
+/* libvips' vertical reductions, as the engine runs them (vips_reducev on 8-bit pictures), in
+ * four threads at once. Each builds and frees ORC vector programs, which ORC 0.4.33 cannot do
+ * in two threads at once: without resize/orc_guard.c this loop corrupts the heap within a few
+ * seconds (checked: 5 runs out of 5 died, SIGSEGV or "corrupted double-linked list"). The
+ * engine's own threads reach the same code less often (its pictures take longer between two
+ * reductions), which is why the gateway crashed only now and then. Checked too: the vector code
+ * is on, i.e. the guard keeps it safe rather than having turned it off, and every reduction
+ * gives the picture it should (a program written over by another thread would not). */
+static void *reducev_worker(void *arg)
+{
+    struct worker *wk = arg;
+    for (int round = 0; round < 2000 && !wk->failures; round++) {
+        int h = 48 + round % 16;
+        double factor = 1.0 + (round % 7) * 0.35;
+        VipsImage *black = NULL, *grey = NULL, *pic = NULL, *out = NULL;
+        void *pixels = NULL;
+        size_t len = 0;
+        bool ok = vips_black(&black, 32, h, "bands", 3, NULL) == 0 &&
+                  vips_linear1(black, &grey, 1.0, wk->r, "uchar", TRUE, NULL) == 0 &&
+                  vips_copy(grey, &pic, NULL) == 0 &&
+                  vips_reducev(pic, &out, factor, "kernel", VIPS_KERNEL_LANCZOS3, NULL) == 0 &&
+                  (pixels = vips_image_write_to_memory(out, &len)) != NULL;
+        int want_h = (int)rint(h / factor);
+        if (!ok || abs(out->Ysize - want_h) > 1 || len != (size_t)out->Xsize * out->Ysize * 3 ||
+            abs(((unsigned char *)pixels)[len / 2] - (int)wk->r) > 1) {
+            wk->failures++;
+            snprintf(wk->failure, sizeof(wk->failure), "round %d: %s", round,
+                     ok ? "wrong picture" : vips_error_buffer());
+        }
+        g_free(pixels);
+        VipsImage *all[] = {out, pic, grey, black};
+        for (size_t i = 0; i < 4; i++)
+            if (all[i])
+                g_object_unref(all[i]);
+    }
+    resize_thread_done();
+    return NULL;
+}
+
+static void test_parallel_vector_code(void **state)
+{
+    (void)state;
+    if (getenv("VIPS_NOVECTOR"))
+        skip(); /* the environment turned the vector code off: nothing of ORC runs */
+    assert_true(vips_vector_isenabled());
+    struct worker wk[4];
+    for (int i = 0; i < 4; i++)
+        wk[i] = (struct worker){.index = i, .r = 40 + 50 * i};
+    run_workers(wk, 4, reducev_worker);
+}
+
 /* Large progressive JPEGs decoded by three threads at once. Each holds all of its DCT
  * coefficients while it decodes (6 bytes a pixel at 4:4:4: 73 MB for 3500x3500), more than the
  * decoding budget for two of them: they take turns, and all come out right. */
@@ -2493,6 +2546,7 @@ int main(void)
         cmocka_unit_test_setup(test_stopped_by_caller, test_setup),
         cmocka_unit_test_setup(test_bad_options, test_setup),
         cmocka_unit_test_setup(test_parallel_threads, test_setup),
+        cmocka_unit_test_setup(test_parallel_vector_code, test_setup),
         cmocka_unit_test_setup(test_parallel_big_progressive, test_setup),
         cmocka_unit_test_setup(test_parallel_failures, test_setup),
     };
