@@ -430,3 +430,8 @@ int log_fd_for_crash(void)
 {
     return fd; /* an int: read whole even while log_open swaps it */
 }
+
+bool log_json_for_crash(void)
+{
+    return json;
+}

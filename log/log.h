@@ -65,11 +65,12 @@ void log_line_raw(const char *line);
 /* Fatal signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) leave a report before the process
  * ends: one "fatal:" line naming the signal, the faulting address and the thread, then `note`
  * (what the user should know, e.g. what is kept and how to resume), then the stack of the thread
- * that crashed (function+offset per frame), written to the log file and to stderr. The default
- * action follows (a core dump where enabled). Call once, early. With syslog as the destination
- * the report goes to stderr only. Not installed in AddressSanitizer/ThreadSanitizer builds, whose
- * own reports are better: then it returns false (true when installed). `note` is copied (up to
- * 511 bytes). */
+ * that crashed (function+offset per frame), written to the log file and to stderr. In a JSON
+ * log the report is one JSON line: level "fatal", the same message, the frames in "stack". The
+ * default action follows (a core dump where enabled). Call once, early. With syslog as the
+ * destination the report goes to stderr only. Not installed in AddressSanitizer/ThreadSanitizer
+ * builds, whose own reports are better: then it returns false (true when installed). `note` is
+ * copied (up to 511 bytes). */
 bool log_report_crashes(const char *note);
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)

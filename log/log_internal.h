@@ -2,7 +2,11 @@
 #ifndef S3IMGFS_LOG_INTERNAL_H
 #define S3IMGFS_LOG_INTERNAL_H
 
+#include <stdbool.h>
+
 /* The descriptor lines go to now (the log file, or stderr). Async-signal-safe. */
 int log_fd_for_crash(void);
+/* Whether lines are JSON objects (log_options.json). Async-signal-safe. */
+bool log_json_for_crash(void);
 
 #endif

@@ -688,18 +688,16 @@ static void *crash_in_thread(void *arg)
     return NULL;
 }
 
-/* A crash in a thread: the process still dies of the signal (the default action follows the
- * report), and the log file holds the report: signal, address, thread name, the caller's note,
- * then the stack. */
-static void a_crash_leaves_a_report_in_the_log(void **state)
+/* A child that logs a line, then crashes in a thread named "crasher"; the test skips when the
+ * report is not installed, and otherwise checks that the child died of the signal. */
+static void crash_a_child(bool json)
 {
-    (void)state;
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
         struct rlimit no_core = {0, 0};
         setrlimit(RLIMIT_CORE, &no_core);
-        open_log(file, LOG_LEVEL_INFO, false);
+        open_log(file, LOG_LEVEL_INFO, json);
         if (!log_report_crashes("NOTE: what was kept."))
             _exit(NOT_INSTALLED);
         log_info("before the crash");
@@ -714,6 +712,15 @@ static void a_crash_leaves_a_report_in_the_log(void **state)
         skip(); /* a sanitizer build: the sanitizer reports crashes itself */
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGSEGV);
+}
+
+/* A crash in a thread: the process still dies of the signal (the default action follows the
+ * report), and the log file holds the report: signal, address, thread name, the caller's note,
+ * then the stack. */
+static void a_crash_leaves_a_report_in_the_log(void **state)
+{
+    (void)state;
+    crash_a_child(false);
     struct lines l;
     read_lines(file, &l);
     assert_true(l.n >= 4);
@@ -721,13 +728,49 @@ static void a_crash_leaves_a_report_in_the_log(void **state)
     assert_true(strncmp(l.v[1], "fatal: crashed on SIGSEGV", 25) == 0);
     assert_non_null(strstr(l.v[1], " at address 0x10 "));
     assert_non_null(strstr(l.v[1], "(crasher)"));
-    assert_non_null(strstr(l.v[1], "NOTE: what was kept. The stack"));
+    assert_non_null(strstr(l.v[1], "NOTE: what was kept. Please report it with the stack"));
     size_t frames_in_test = 0;
     for (size_t i = 2; i < l.n; i++) {
         assert_non_null(strstr(l.v[i], "[0x")); /* one frame per line */
         frames_in_test += strstr(l.v[i], "test_log(") != NULL;
     }
     assert_true(frames_in_test >= 1);
+    free_lines(&l);
+}
+
+/* In a JSON log the report is one more JSON line, an event like the others: time, level
+ * "fatal", the same message, and the frames in "stack". */
+static void a_crash_in_a_json_log_is_one_json_line(void **state)
+{
+    (void)state;
+    crash_a_child(true);
+    struct lines l;
+    read_lines(file, &l);
+    assert_int_equal(l.n, 2);
+    check_json_line(l.v[0], "info", "before the crash", NULL, NULL);
+    json_t *j = parse(l.v[1]);
+    check_time(field(j, "time"));
+    assert_string_equal(field(j, "level"), "fatal");
+    const char *msg = field(j, "msg");
+    assert_true(strncmp(msg, "crashed on SIGSEGV", 18) == 0);
+    assert_non_null(strstr(msg, " at address 0x10 "));
+    assert_non_null(strstr(msg, "(crasher)"));
+    assert_non_null(strstr(msg, "NOTE: what was kept. Please report it with the stack"));
+    assert_null(strchr(msg, '\n'));
+    json_t *stack = json_object_get(j, "stack");
+    assert_true(json_is_array(stack));
+    assert_true(json_array_size(stack) >= 2);
+    size_t frames_in_test = 0, frames_in_libc = 0;
+    for (size_t i = 0; i < json_array_size(stack); i++) {
+        const char *frame = json_string_value(json_array_get(stack, i));
+        assert_non_null(frame);
+        assert_non_null(strstr(frame, "[0x"));
+        frames_in_test += strstr(frame, "test_log(") != NULL;
+        frames_in_libc += strstr(frame, "libc.so.6(") != NULL; /* the thread's start */
+    }
+    assert_true(frames_in_test >= 1);
+    assert_true(frames_in_libc >= 1);
+    json_decref(j);
     free_lines(&l);
 }
 
@@ -755,6 +798,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(concurrent_threads_write_whole_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(a_crash_leaves_a_report_in_the_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_crash_in_a_json_log_is_one_json_line, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
