@@ -10,14 +10,20 @@
 #include <fuse_lowlevel.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
+/* In cache_dir: the crash report of a gateway that logged to syslog (log_report_crashes). */
+#define CRASH_FILE "crash.log"
 
 struct options {
     char *config;     /* malloc'd by fuse_opt_parse */
@@ -258,6 +264,25 @@ static int open_log(struct program *p)
     return 0;
 }
 
+/* A crash report the last run left in cache_dir (it logged to syslog, which a crashing process
+ * cannot use): said once, loudly, then kept aside as CRASH_FILE.1 so that the next mount does
+ * not say it again. Called once the cache_dir is ours (start_workers locks it). */
+static void announce_previous_crash(const char *crash_file)
+{
+    struct stat st;
+    if (lstat(crash_file, &st) != 0 || !S_ISREG(st.st_mode))
+        return;
+    char when[64] = "?", kept[PATH_MAX + 2];
+    struct tm tm;
+    if (localtime_r(&st.st_mtime, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
+    snprintf(kept, sizeof(kept), "%s.1", crash_file);
+    bool moved = rename(crash_file, kept) == 0;
+    log_error("the last run of s3imgfs on this cache_dir crashed (%s): its report is in %s; "
+              "please report it. Files closed before the crash are being uploaded now.",
+              when, moved ? kept : crash_file);
+}
+
 /* Installed after libfuse's handlers, which would take SIGHUP as "unmount". */
 static void on_sighup_reopen(void)
 {
@@ -280,10 +305,14 @@ static int run(struct program *p, struct fuse_args *args)
         fuse_set_signal_handlers(se) != 0)
         goto unmount;
     on_sighup_reopen();
+    char crash_file[PATH_MAX];
+    snprintf(crash_file, sizeof(crash_file), "%s/" CRASH_FILE, p->cfg->gateway.cache_dir);
     log_report_crashes("Files closed before the crash are kept in the spool and go up at the next "
-                       "mount: run fusermount3 -u on the mountpoint, then mount again.");
+                       "mount: run fusermount3 -u on the mountpoint, then mount again.",
+                       crash_file);
     if (start_workers(p) != 0)
         goto signals;
+    announce_previous_crash(crash_file);
     /* fuse_daemonize went to "/": work in the cache directory instead, so that a core dump
      * (where enabled, with the kernel's default core_pattern) lands beside the spool it concerns
      * rather than in the root directory. */

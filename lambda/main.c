@@ -219,7 +219,8 @@ static int prepare(struct program *p, struct s3_error *err, const char **error_t
         return EXIT_USAGE;
     log_report_crashes("The events of the invocation that was running get no response: the "
                        "caller's retry policy decides (Lambda retries asynchronous events twice, "
-                       "then sends them to the dead-letter queue).");
+                       "then sends them to the dead-letter queue).",
+                       NULL); /* its log is stdout/stderr, never syslog */
     if (!(p->s3 = make_client(p->cfg, err)))
         return EXIT_USAGE;
     if (!(p->metrics = make_metrics(p->cfg))) {

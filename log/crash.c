@@ -14,6 +14,8 @@
 
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -31,9 +33,10 @@
 
 #ifdef SANITIZER_HANDLES_CRASHES
 
-bool log_report_crashes(const char *note)
+bool log_report_crashes(const char *note, const char *spare_file)
 {
     (void)note;
+    (void)spare_file;
     return false;
 }
 
@@ -44,7 +47,9 @@ bool log_report_crashes(const char *note)
 #define FATAL_PREFIX   "fatal: "
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-static char program_note[512]; /* copied at install: the handler must not follow a freed pointer */
+/* Copied at install: the handler must not follow a freed pointer. */
+static char program_note[512];
+static char spare_path[PATH_MAX];
 
 /* Text built in a buffer of the caller's; what does not fit is cut. */
 struct text {
@@ -211,6 +216,26 @@ static void write_json_report(int to, const struct text *what, void *const *fram
     write_all(to, t.s, t.len);
 }
 
+static void write_report(int to, const struct text *what, void *const *frames, int depth)
+{
+    if (log_json_for_crash())
+        write_json_report(to, what, frames, depth);
+    else
+        write_text_report(to, what, frames, depth);
+}
+
+/* The log goes to syslog, which a signal handler cannot call: the report goes to the spare file
+ * instead (open(2) is async-signal-safe). Appended, so that a report is never overwritten by
+ * the next; private, as the stack names the program's insides. */
+static void write_spare_report(const struct text *what, void *const *frames, int depth)
+{
+    int spare = open(spare_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (spare < 0)
+        return;
+    write_report(spare, what, frames, depth);
+    close(spare);
+}
+
 static const char *signal_name(int sig)
 {
     switch (sig) {
@@ -257,10 +282,10 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
     void *frames[MAX_FRAMES];
     int depth = backtrace(frames, MAX_FRAMES);
     int to = log_fd_for_crash();
-    if (log_json_for_crash())
-        write_json_report(to, &t, frames, depth);
+    if (log_syslog_for_crash() && spare_path[0])
+        write_spare_report(&t, frames, depth);
     else
-        write_text_report(to, &t, frames, depth);
+        write_report(to, &t, frames, depth);
     if (to != STDERR_FILENO)
         write_text_report(STDERR_FILENO, &t, frames, depth);
     /* The default action now (the handler was reset on entry): the process ends, with a core
@@ -268,13 +293,21 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
     raise(sig);
 }
 
-bool log_report_crashes(const char *note)
+static void copy_cut(char *to, size_t size, const char *from)
 {
-    size_t n = strlen(note);
-    if (n >= sizeof(program_note))
-        n = sizeof(program_note) - 1;
-    memcpy(program_note, note, n);
-    program_note[n] = '\0';
+    size_t n = from ? strlen(from) : 0;
+    if (n >= size)
+        n = size - 1;
+    memcpy(to, from ? from : "", n);
+    to[n] = '\0';
+}
+
+bool log_report_crashes(const char *note, const char *spare_file)
+{
+    copy_cut(program_note, sizeof(program_note), note);
+    if (spare_file && strlen(spare_file) >= sizeof(spare_path))
+        spare_file = NULL; /* cut, it would name another file */
+    copy_cut(spare_path, sizeof(spare_path), spare_file);
     void *warm[1];
     backtrace(warm, 1);
     /* An own stack, so that a stack overflow of the main thread is reported too. */

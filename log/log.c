@@ -435,3 +435,8 @@ bool log_json_for_crash(void)
 {
     return json;
 }
+
+bool log_syslog_for_crash(void)
+{
+    return to_syslog;
+}

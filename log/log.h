@@ -68,10 +68,11 @@ void log_line_raw(const char *line);
  * that crashed (function+offset per frame), written to the log file and to stderr. In a JSON
  * log the report is one JSON line: level "fatal", the same message, the frames in "stack". The
  * default action follows (a core dump where enabled). Call once, early. With syslog as the
- * destination the report goes to stderr only. Not installed in AddressSanitizer/ThreadSanitizer
- * builds, whose own reports are better: then it returns false (true when installed). `note` is
- * copied (up to 511 bytes). */
-bool log_report_crashes(const char *note);
+ * destination (which a signal handler cannot use) the report goes to `spare_file` instead, and to
+ * stderr: appended, the file created with mode 0600; NULL for stderr only. Not installed in
+ * AddressSanitizer/ThreadSanitizer builds, whose own reports are better: then it returns false
+ * (true when installed). `note` and `spare_file` are copied (up to 511 bytes and PATH_MAX). */
+bool log_report_crashes(const char *note, const char *spare_file);
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -8,5 +8,7 @@
 int log_fd_for_crash(void);
 /* Whether lines are JSON objects (log_options.json). Async-signal-safe. */
 bool log_json_for_crash(void);
+/* Whether lines go to syslog(3), which a signal handler cannot call. Async-signal-safe. */
+bool log_syslog_for_crash(void);
 
 #endif

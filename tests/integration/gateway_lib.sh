@@ -59,6 +59,18 @@ report_cores() {
   done || true
 }
 
+# signal_main_thread SIGNUM PID: the signal to the main thread of PID (tgkill), not to whichever
+# thread the kernel picks for kill(1): the crash report then shows the main thread's stack.
+signal_main_thread() {
+  python3 - "$1" "$2" <<'PYEOF2'
+import ctypes, os, platform, sys
+number = {"x86_64": 234, "aarch64": 131}[platform.machine()]  # SYS_tgkill
+sig, pid = int(sys.argv[1]), int(sys.argv[2])
+if ctypes.CDLL(None, use_errno=True).syscall(number, pid, pid, sig) != 0:
+    sys.exit("tgkill: " + os.strerror(ctypes.get_errno()))
+PYEOF2
+}
+
 # ---- mounting -----------------------------------------------------------------------------
 
 is_mounted() { grep -q '^fuse' <<<"$(findmnt -rn -M "$mnt" -o FSTYPE 2>/dev/null)"; }

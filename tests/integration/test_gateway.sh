@@ -661,7 +661,7 @@ t_crash_report() {
   mkdir -p "$mnt/c31" || return 1
   cp "$data/photo-b.jpg" "$mnt/c31/closed-before.jpg" || return 1
   local rc=0
-  kill -SEGV "$fs_pid"
+  signal_main_thread 11 "$fs_pid" || return 1 # SIGSEGV
   wait "$fs_pid" 2>/dev/null || rc=$?
   fs_pid=""
   fusermount3 -uz "$mnt" 2>/dev/null
@@ -686,6 +686,44 @@ t_crash_report() {
   mount_fs || return 1
   timeout "$gw_timeout" "$fs" status -w "$mnt" >/dev/null || { diag "the queue did not drain"; return 1; }
   same_object "$src" c31/closed-before.jpg "$data/photo-b.jpg"
+}
+
+# log_since_has LINE PATTERN: the log from line LINE on has a line matching PATTERN (grep).
+log_since_has() { tail -n +"$1" "$log" | grep -q "$2"; }
+
+# In daemon mode without [log] file the log goes to syslog, which a crashing process cannot use:
+# the report goes to cache_dir/crash.log (mode 600). The next mount logs an error naming it and
+# keeps it as crash.log.1; what was closed before the crash is uploaded.
+t_crash_daemon() {
+  if ldd "$fs" | grep -qE 'lib(a|t)san'; then
+    diag "sanitizer build: its handler reports crashes, not s3imgfs's"
+    return 0
+  fi
+  unmount_fs && mount_fs daemon || return 1
+  mkdir -p "$mnt/c32" && cp "$data/photo-a.jpg" "$mnt/c32/closed-before.jpg" || return 1
+  local pid=$fs_pid deadline
+  signal_main_thread 11 "$pid" || return 1 # SIGSEGV
+  deadline=$(($(now_ms) + 15000))
+  while alive "$pid" && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
+  ! alive "$pid" || { diag "the gateway did not die of SIGSEGV within 15 s"; return 1; }
+  fs_pid=""
+  fusermount3 -uz "$mnt" 2>/dev/null
+  local report=$tmp/cache/crash.log
+  [ -f "$report" ] || { diag "no $report after a crash in daemon mode"; return 1; }
+  expect "mode of crash.log" 600 "$(stat -c %a "$report")" || return 1
+  grep -q '^fatal: crashed on SIGSEGV .* in thread [0-9]* (s3imgfs) of process '"$pid"'\.' "$report" ||
+    { diag "crash.log has no report of process $pid: $(head -c 300 "$report")"; return 1; }
+  grep -q 's3imgfs(main+0x' "$report" || { diag "no frame names main in crash.log"; return 1; }
+  local log_seen_before
+  log_seen_before=$(wc -l <"$log")
+  mount_fs || return 1
+  # the mount shows before the workers start, and the announcement comes after them
+  wait_until "the next mount saying that the last run crashed" \
+    log_since_has "$((log_seen_before + 1))" "error: the last run of s3imgfs on this cache_dir crashed (.*): its report is in $report.1" ||
+    return 1
+  [ ! -e "$report" ] && [ -f "$report.1" ] || { diag "crash.log was not kept aside as crash.log.1"; return 1; }
+  timeout "$gw_timeout" "$fs" status -w "$mnt" >/dev/null || { diag "the queue did not drain"; return 1; }
+  same_object "$src" c32/closed-before.jpg "$data/photo-a.jpg"
 }
 
 # sync_upload = true: close() returns once the object is in S3, and reports a failed upload.
@@ -1035,6 +1073,8 @@ case_ "big files written in order go up while written; a rewrite behind drops th
 case_ ".s3imgfs: nothing can be created, removed or renamed there; status --json has the queue" run_case t_control_area
 case_ "cache_max_mb: a full spool refuses writes with ENOSPC; what was written is uploaded later" run_case t_spool_full
 case_ "unmount while idle and remount (daemon mode): the listing is unchanged" run_case t_remount
+
+case_ "a crash in daemon mode (log to syslog): the report is in cache_dir/crash.log, the next mount says so" run_case t_crash_daemon
 
 unmount_fs || diag "the final unmount failed"
 case_ "no sanitizer report from the gateway (ASan/UBSan builds)" no_sanitizer_report

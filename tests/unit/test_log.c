@@ -690,15 +690,24 @@ static void *crash_in_thread(void *arg)
 
 /* A child that logs a line, then crashes in a thread named "crasher"; the test skips when the
  * report is not installed, and otherwise checks that the child died of the signal. */
-static void crash_a_child(bool json)
+enum crash_log { CRASH_LOG_TEXT, CRASH_LOG_JSON, CRASH_LOG_SYSLOG };
+
+static void crash_a_child(enum crash_log to)
 {
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
         struct rlimit no_core = {0, 0};
         setrlimit(RLIMIT_CORE, &no_core);
-        open_log(file, LOG_LEVEL_INFO, json);
-        if (!log_report_crashes("NOTE: what was kept."))
+        if (to == CRASH_LOG_SYSLOG) {
+            struct log_options o = {.level = LOG_LEVEL_INFO, .use_syslog = true, .ident = "t"};
+            char err[256];
+            if (log_open(&o, err, sizeof(err)) != 0)
+                _exit(1);
+        } else {
+            open_log(file, LOG_LEVEL_INFO, to == CRASH_LOG_JSON);
+        }
+        if (!log_report_crashes("NOTE: what was kept.", to == CRASH_LOG_SYSLOG ? file : NULL))
             _exit(NOT_INSTALLED);
         log_info("before the crash");
         pthread_t th;
@@ -720,7 +729,7 @@ static void crash_a_child(bool json)
 static void a_crash_leaves_a_report_in_the_log(void **state)
 {
     (void)state;
-    crash_a_child(false);
+    crash_a_child(CRASH_LOG_TEXT);
     struct lines l;
     read_lines(file, &l);
     assert_true(l.n >= 4);
@@ -738,12 +747,40 @@ static void a_crash_leaves_a_report_in_the_log(void **state)
     free_lines(&l);
 }
 
+/* Logging to syslog, which a signal handler cannot use: the report goes to the spare file,
+ * private, and a second crash adds its report after the first. */
+static void a_crash_with_syslog_goes_to_the_spare_file(void **state)
+{
+    (void)state;
+    crash_a_child(CRASH_LOG_SYSLOG);
+    struct stat st;
+    assert_int_equal(stat(file, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    crash_a_child(CRASH_LOG_SYSLOG);
+    struct lines l;
+    read_lines(file, &l);
+    size_t reports = 0, frames = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        if (strncmp(l.v[i], "fatal: crashed on SIGSEGV", 25) == 0) {
+            reports++;
+            assert_non_null(strstr(l.v[i], "(crasher)"));
+        } else {
+            assert_non_null(strstr(l.v[i], "[0x")); /* a frame */
+            frames++;
+        }
+    }
+    assert_int_equal(reports, 2);
+    assert_true(frames >= 4);
+    assert_true(strncmp(l.v[0], "fatal: crashed on", 17) == 0); /* nothing but reports */
+    free_lines(&l);
+}
+
 /* In a JSON log the report is one more JSON line, an event like the others: time, level
  * "fatal", the same message, and the frames in "stack". */
 static void a_crash_in_a_json_log_is_one_json_line(void **state)
 {
     (void)state;
-    crash_a_child(true);
+    crash_a_child(CRASH_LOG_JSON);
     struct lines l;
     read_lines(file, &l);
     assert_int_equal(l.n, 2);
@@ -799,6 +836,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(concurrent_threads_write_whole_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(a_crash_leaves_a_report_in_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(a_crash_in_a_json_log_is_one_json_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_crash_with_syslog_goes_to_the_spare_file, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
