@@ -274,8 +274,8 @@ static void announce_previous_crash(const char *crash_file)
         return;
     char when[64] = "?", kept[PATH_MAX + 2];
     struct tm tm;
-    if (localtime_r(&st.st_mtime, &tm))
-        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
+    if (gmtime_r(&st.st_mtime, &tm)) /* UTC, as the log's own times */
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     snprintf(kept, sizeof(kept), "%s.1", crash_file);
     bool moved = rename(crash_file, kept) == 0;
     log_error("the last run of s3imgfs on this cache_dir crashed (%s): its report is in %s; "
