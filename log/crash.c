@@ -8,7 +8,8 @@
  *
  * A text log gets a line and then one line per frame (backtrace_symbols_fd); a JSON log gets
  * one object, {"time", "level": "fatal", "msg", "stack": [frames]}, so that a consumer of JSON
- * lines sees the crash as an event like any other. stderr always gets the text. */
+ * lines sees the crash as an event like any other. stderr gets the text too, unless it is the
+ * log itself. */
 #include "log.h"
 #include "log_internal.h"
 
@@ -282,11 +283,12 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
     void *frames[MAX_FRAMES];
     int depth = backtrace(frames, MAX_FRAMES);
     int to = log_fd_for_crash();
-    if (log_syslog_for_crash() && spare_path[0])
+    bool to_spare = log_syslog_for_crash() && spare_path[0];
+    if (to_spare)
         write_spare_report(&t, frames, depth);
     else
         write_report(to, &t, frames, depth);
-    if (to != STDERR_FILENO)
+    if (to_spare || to != STDERR_FILENO)
         write_text_report(STDERR_FILENO, &t, frames, depth);
     /* The default action now (the handler was reset on entry): the process ends, with a core
      * dump where they are enabled. The signal is blocked until this handler returns. */

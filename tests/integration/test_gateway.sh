@@ -714,12 +714,10 @@ t_crash_daemon() {
   grep -q '^fatal: crashed on SIGSEGV .* in thread [0-9]* (s3imgfs) of process '"$pid"'\.' "$report" ||
     { diag "crash.log has no report of process $pid: $(head -c 300 "$report")"; return 1; }
   grep -q 's3imgfs(main+0x' "$report" || { diag "no frame names main in crash.log"; return 1; }
-  local log_seen_before
-  log_seen_before=$(wc -l <"$log")
   mount_fs || return 1
   # the mount shows before the workers start, and the announcement comes after them
   wait_until "the next mount saying that the last run crashed" \
-    log_since_has "$((log_seen_before + 1))" "error: the last run of s3imgfs on this cache_dir crashed (.*): its report is in $report.1" ||
+    log_since_has "$((log_seen + 1))" "error: the last run of s3imgfs on this cache_dir crashed (.*): its report is in $report.1" ||
     return 1
   [ ! -e "$report" ] && [ -f "$report.1" ] || { diag "crash.log was not kept aside as crash.log.1"; return 1; }
   timeout "$gw_timeout" "$fs" status -w "$mnt" >/dev/null || { diag "the queue did not drain"; return 1; }

@@ -700,6 +700,11 @@ static void crash_a_child(enum crash_log to)
         struct rlimit no_core = {0, 0};
         setrlimit(RLIMIT_CORE, &no_core);
         if (to == CRASH_LOG_SYSLOG) {
+            char err_path[160];
+            snprintf(err_path, sizeof(err_path), "%s.stderr", file);
+            int err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (err_fd < 0 || dup2(err_fd, STDERR_FILENO) < 0)
+                _exit(1);
             struct log_options o = {.level = LOG_LEVEL_INFO, .use_syslog = true, .ident = "t"};
             char err[256];
             if (log_open(&o, err, sizeof(err)) != 0)
@@ -748,7 +753,7 @@ static void a_crash_leaves_a_report_in_the_log(void **state)
 }
 
 /* Logging to syslog, which a signal handler cannot use: the report goes to the spare file,
- * private, and a second crash adds its report after the first. */
+ * private, and a second crash adds its report after the first; stderr gets it too. */
 static void a_crash_with_syslog_goes_to_the_spare_file(void **state)
 {
     (void)state;
@@ -772,6 +777,13 @@ static void a_crash_with_syslog_goes_to_the_spare_file(void **state)
     assert_int_equal(reports, 2);
     assert_true(frames >= 4);
     assert_true(strncmp(l.v[0], "fatal: crashed on", 17) == 0); /* nothing but reports */
+    free_lines(&l);
+    char err_path[160];
+    snprintf(err_path, sizeof(err_path), "%s.stderr", file);
+    read_lines(err_path, &l); /* the second child's */
+    assert_true(l.n >= 3);
+    assert_true(strncmp(l.v[0], "fatal: crashed on SIGSEGV", 25) == 0);
+    assert_non_null(strstr(l.v[1], "[0x"));
     free_lines(&l);
 }
 
