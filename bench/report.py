@@ -12,6 +12,7 @@ import time
 OURS = "ours-j2"
 OURS_REF = "ours-j1"
 TUTORIAL = "pillow-tutorial"
+FLOOR = "floor"  # a reference line, not a peer (floor.py)
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")
 
 
@@ -153,7 +154,7 @@ def main():
         print(f"WARNING: the machine was not quiet (up to {busy:.2f} cores taken by other work "
               "during a contender's runs): the figures are lower and noisier than they should be")
 
-    peers = {k: v for k, v in rows.items() if not k.startswith("ours-")}
+    peers = {k: v for k, v in rows.items() if not k.startswith("ours-") and k != FLOOR}
     print()
     print("targets (issue #3):")
     if not ours:
@@ -167,6 +168,13 @@ def main():
         print(f"  {'PASS' if ratio >= 1.5 else 'MISS'}  images/s >= 1.5x the best peer: "
               f"{ours['ips']:.2f} vs {best} {peers[best]['ips']:.2f} = {ratio:.2f}x"
               f"  (on CPU time: {peers[best_cpu]['cpu'] / ours['cpu']:.2f}x {best_cpu})")
+        if FLOOR in rows:
+            floor, goal = rows[FLOOR], 1.5 * peers[best]["ips"]
+            print(f"        the floor (decode + encode, no resampling): {floor['ips']:.2f} images/s, "
+                  f"{floor['cpu']:.2f} CPU s; 1.5x {best} = {goal:.2f} images/s is "
+                  f"{'above' if goal > floor['ips'] else 'below'} it "
+                  f"(floor / {best} = {floor['ips'] / peers[best]['ips']:.2f}x, "
+                  f"on CPU time {peers[best]['cpu'] / floor['cpu']:.2f}x)")
     if TUTORIAL in rows:
         ratio = ours["ips"] / rows[TUTORIAL]["ips"]
         print(f"  {'PASS' if ratio >= 2.5 else 'MISS'}  images/s >= 2.5x tutorial Pillow: "

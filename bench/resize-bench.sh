@@ -19,7 +19,8 @@
 #   REPS=3            runs per contender
 #   JOBS=2            parallelism of every contender
 #   CONTENDERS="..."  subset, by name: ours-j2 ours-j1 pillow-tutorial pillow-tuned
-#                     sharp-clone sharp-raw vipsthumbnail
+#                     sharp-clone sharp-raw vipsthumbnail floor (floor: not a contender but the
+#                     reference line "decode and encode only, no resampling", see floor.py)
 #   KEEP_OUT=DIR      keep the renditions of the last rep in DIR/<contender>/ for a look
 set -euo pipefail
 
@@ -29,7 +30,7 @@ build=${1:-$repo/build}
 photos=${PHOTOS:-$here/.photos}
 reps=${REPS:-3}
 jobs=${JOBS:-2}
-all_contenders="ours-j2 ours-j1 pillow-tutorial pillow-tuned sharp-clone sharp-raw vipsthumbnail"
+all_contenders="ours-j2 ours-j1 pillow-tutorial pillow-tuned sharp-clone sharp-raw vipsthumbnail floor"
 contenders=${CONTENDERS:-$all_contenders}
 py=/usr/bin/python3 # Debian's python, for python3-pil (not a python first on PATH)
 export VIPS_WARNING=0 # libvips' "unknown EXIF resolution unit" chatter on some of the photos
@@ -107,6 +108,7 @@ describe() {
     pillow-tuned) echo "Pillow $pil_version: one open, draft('RGB', largest need) for JPEG (DCT shrink-on-load), one decode, 3x resize(BICUBIC, reducing_gap=2) from it (centre-crop box for cover), save(quality=80); multiprocessing.Pool($jobs)" ;;
     sharp-clone) echo "$sharp_info on Node $(node --version): readFile, sharp(buf), per size .clone().rotate().resize().jpeg({quality:80}).toFile() (a clone decodes again, shrink-on-load per size); one process, $jobs images in flight, sizes in turn" ;;
     sharp-raw) echo "sharp, one decode per image: .rotate().resize(largest need).raw().toBuffer(), then 3 resizes of that buffer to JPEG q80; one process, $jobs images in flight" ;;
+    floor) echo "reference, not a contender: the least a tool decoding with libjpeg-turbo at these scales can spend: decoded as pillow-tuned (draft shrink-on-load, one decode), then per size a crop of the rendition's width x height (no resampling) saved with quality=80, optimize=True (as issue #3 asks); Pool($jobs)" ;;
     vipsthumbnail) echo "vipsthumbnail (Debian libvips-tools $vips_version): one process per size per image (3 per image) under xargs -P $jobs; --size 150x150 --smartcrop centre | --size 640x640 | --size 1280x1280, -o OUT/<size>/%s.jpg[Q=80,optimize_coding,strip]" ;;
     esac
 }
@@ -121,6 +123,7 @@ command_for() { # contender out -> the command, one word a line (so paths may ho
             --quality 80 -j "$j" -o "$out" "${files[@]}" ;;
     pillow-tutorial) printf '%s\n' "$py" "$here/pillow_tutorial.py" -j "$jobs" -o "$out" "${files[@]}" ;;
     pillow-tuned) printf '%s\n' "$py" "$here/pillow_tuned.py" -j "$jobs" -o "$out" "${files[@]}" ;;
+    floor) printf '%s\n' "$py" "$here/floor.py" -j "$jobs" -o "$out" "${files[@]}" ;;
     sharp-clone | sharp-raw)
         printf '%s\n' node "$here/sharp_bench.mjs" --mode "${c#sharp-}" -j "$jobs" -o "$out" "${files[@]}" ;;
     vipsthumbnail)
@@ -137,7 +140,7 @@ for c in $contenders; do
     case $c in
     ours-*) ((ours_ok)) || continue ;;
     sharp-*) ((sharp_ok)) || { note "skipping $c: $sharp_info"; continue; } ;;
-    pillow-* | vipsthumbnail) ;;
+    pillow-* | vipsthumbnail | floor) ;;
     *) note "unknown contender $c (known: $all_contenders)"; exit 1 ;;
     esac
     run_list+=("$c")
