@@ -507,6 +507,13 @@ EOF
   awsc s3api delete-bucket --bucket "$b" >/dev/null 2>&1 || true
 }
 
+# crashes_caught_by_sanitizer: true (and says so) when $fs is an ASan or TSan build, whose own
+# signal handler reports a crash instead of s3imgfs's: the crash cases do not apply to it.
+crashes_caught_by_sanitizer() {
+  ldd "$fs" | grep -qE 'lib(a|t)san' || return 1
+  diag "sanitizer build: its handler reports crashes, not s3imgfs's"
+}
+
 # Under ASan/UBSan (the suite's second build) the gateway reports leaks and undefined behaviour
 # in its log when it exits: any report fails the run.
 no_sanitizer_report() {

@@ -654,10 +654,7 @@ EOF
 # the next mount uploads what was closed before. Not in sanitizer builds: their own handler
 # reports the signal instead (and no_sanitizer_report would take it for a bug).
 t_crash_report() {
-  if ldd "$fs" | grep -qE 'lib(a|t)san'; then
-    diag "sanitizer build: its handler reports crashes, not s3imgfs's"
-    return 0
-  fi
+  crashes_caught_by_sanitizer && return 0
   mkdir -p "$mnt/c31" || return 1
   cp "$data/photo-b.jpg" "$mnt/c31/closed-before.jpg" || return 1
   local rc=0
@@ -695,10 +692,7 @@ log_since_has() { tail -n +"$1" "$log" | grep -q "$2"; }
 # the report goes to cache_dir/crash.log (mode 600). The next mount logs an error naming it and
 # keeps it as crash.log.1; what was closed before the crash is uploaded.
 t_crash_daemon() {
-  if ldd "$fs" | grep -qE 'lib(a|t)san'; then
-    diag "sanitizer build: its handler reports crashes, not s3imgfs's"
-    return 0
-  fi
+  crashes_caught_by_sanitizer && return 0
   unmount_fs && mount_fs daemon || return 1
   mkdir -p "$mnt/c32" && cp "$data/photo-a.jpg" "$mnt/c32/closed-before.jpg" || return 1
   local pid=$fs_pid deadline
