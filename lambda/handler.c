@@ -4,11 +4,15 @@
  * instead of a spool file.
  *
  * Per record:
- *   HEAD the source (size, ETag); GET it (If-Match that ETag), judging its first 256 KiB with
+ *   HEAD the source (size, ETag, Content-Type); every rendition already there with metadata
+ *   source-etag = this ETag -> skipped (a retried or repeated event does no work, downloads
+ *   nothing and announces nothing twice): the renditions' names depend on the source's format,
+ *   taken here from its Content-Type, a guess that the bytes confirm below when it was wrong;
+ *   GET it (If-Match that ETag), judging its first 256 KiB with
  *   resize_probe as they arrive: not an image -> skipped, no notice; over max_file_mb or
  *   max_pixels, or a format not read here -> refused at once, the rest never downloaded;
- *   every rendition already there with metadata source-etag = this ETag ->
- *   skipped (a retried or repeated event does no work and announces nothing twice);
+ *   the renditions for the sniffed format already there (when it is not the guessed one) ->
+ *   skipped;
  *   resize_buffer; each rendition is PUT from the callback (content type, SSE, metadata
  *   source-etag and source-key, as the gateway writes them); notice "resized".
  * Failures: a permanent one (a corrupt or refused image, over a limit, AccessDenied) is
@@ -514,6 +518,13 @@ static bool fetch_source(struct job *j, struct source_sink *src)
     return true;
 }
 
+static void skip_as_made(struct job *j)
+{
+    set_reason(j->out, ST_SKIPPED, "renditions already made from this version (ETag %s)",
+               j->head.etag);
+    log_key_info(j->rec->key, j->rid, "skipped: %s", j->out->reason);
+}
+
 static void process(struct lambda_handler *h, const struct lambda_record *rec, const char *rid,
                     struct outcome *o)
 {
@@ -525,17 +536,23 @@ static void process(struct lambda_handler *h, const struct lambda_record *rec, c
         s3_object_info_clear(&j.head);
         return;
     }
+    /* Safe on a wrong label: renditions count only when made from this very version. */
+    const char *labelled = resize_format_of_mime(j.head.content_type);
+    j.format = labelled;
+    if (labelled && renditions_current(&j)) {
+        skip_as_made(&j);
+        s3_object_info_clear(&j.head);
+        return;
+    }
     struct resize_options opts = resize_options_of(h->cfg);
     struct source_sink src = {.opts = &opts, .total = j.head.size};
     if (fetch_source(&j, &src)) {
         j.format = resize_sniff_format(src.data, src.len);
-        if (renditions_current(&j)) {
-            set_reason(o, ST_SKIPPED, "renditions already made from this version (ETag %s)",
-                       j.head.etag);
-            log_key_info(rec->key, rid, "skipped: %s", o->reason);
-        } else {
+        bool checked = labelled && j.format && strcmp(labelled, j.format) == 0;
+        if (!checked && renditions_current(&j))
+            skip_as_made(&j);
+        else
             resize_record(&j, src.data, src.len);
-        }
     }
     free(src.data);
     s3_object_info_clear(&j.head);

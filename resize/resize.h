@@ -60,6 +60,12 @@ void resize_thread_done(void);
 const char *resize_sniff_format(const void *data, size_t len);
 const char *resize_sniff_mime(const void *data, size_t len);
 
+/* The format a MIME type names, for the formats the engine resizes ("image/jpeg" and the common
+ * "image/jpg" -> "jpeg", "image/heic" -> "heif"; case and parameters after ';' ignored), or NULL.
+ * A stored Content-Type is a label anyone may set: good for a guess that something else
+ * confirms, never for a verdict on the bytes. */
+const char *resize_format_of_mime(const char *mime);
+
 struct resize_options {
     const struct conf_size *sizes; /* the renditions to make (name, box, fit, format, quality) */
     size_t size_count;

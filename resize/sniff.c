@@ -195,3 +195,23 @@ const char *resize_sniff_mime(const void *data, size_t len)
 {
     return resize_sniff_mime_of(resize_sniff_kind(data, len), data, len);
 }
+
+const char *resize_format_of_mime(const char *mime)
+{
+    static const struct {
+        const char *mime, *format;
+    } aliases[] = {{"image/jpg", "jpeg"}, {"image/pjpeg", "jpeg"}, {"image/heic", "heif"}};
+    if (!mime)
+        return NULL;
+    size_t n = strcspn(mime, ";");
+    while (n > 0 && (mime[n - 1] == ' ' || mime[n - 1] == '\t'))
+        n--;
+    for (int k = 0; k < KIND_COUNT; k++)
+        if (kinds[k].decoded && strlen(kinds[k].mime) == n &&
+            strncasecmp(mime, kinds[k].mime, n) == 0)
+            return kinds[k].format;
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+        if (strlen(aliases[i].mime) == n && strncasecmp(mime, aliases[i].mime, n) == 0)
+            return aliases[i].format;
+    return NULL;
+}

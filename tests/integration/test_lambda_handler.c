@@ -208,7 +208,8 @@ static void put_object(const char *bucket, const char *key, const void *data, si
         snprintf(etag_out, 128, "%s", res.etag);
 }
 
-static unsigned char *make_jpeg(int w, int h, size_t *len)
+/* A w x h picture encoded as `suffix` says (".jpg[Q=85]", ".png"); g_free it. */
+static unsigned char *make_image(int w, int h, const char *suffix, size_t *len)
 {
     VipsImage *xyz = NULL, *cast = NULL, *out = NULL;
     assert_int_equal(vips_xyz(&xyz, w, h, NULL), 0);
@@ -221,12 +222,17 @@ static unsigned char *make_jpeg(int w, int h, size_t *len)
     assert_int_equal(vips_cast(joined, &cast, VIPS_FORMAT_UCHAR, NULL), 0);
     assert_int_equal(vips_copy(cast, &out, "interpretation", VIPS_INTERPRETATION_sRGB, NULL), 0);
     void *buf = NULL;
-    if (vips_image_write_to_buffer(out, ".jpg[Q=85]", &buf, len, NULL) != 0)
-        fail_msg("jpegsave: %s", vips_error_buffer());
+    if (vips_image_write_to_buffer(out, suffix, &buf, len, NULL) != 0)
+        fail_msg("save as %s: %s", suffix, vips_error_buffer());
     VipsImage *all[] = {xyz, b[0], b[1], b[2], joined, cast, out};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         g_object_unref(all[i]);
     return buf;
+}
+
+static unsigned char *make_jpeg(int w, int h, size_t *len)
+{
+    return make_image(w, h, ".jpg[Q=85]", len);
 }
 
 /* Width and height of an encoded image (what the resize engine reads from it). */
@@ -672,8 +678,8 @@ static void test_same_event_again(void **state)
     expect_counts(resp, 0, 0, 1, 0);
     expect_record(resp, 0, "skipped", "renditions already made from this version");
     assert_int_equal(json_array_size(json_object_get(record_at(resp, 0), "renditions")), 2);
-    /* read to tell its format (the renditions' names depend on it), not resized */
-    assert_int_equal(int_of(record_at(resp, 0), "source_bytes_read"), (long long)t.size);
+    /* labelled image/jpeg: the renditions were found without reading a byte of it */
+    assert_int_equal(int_of(record_at(resp, 0), "source_bytes_read"), 0);
     json_decref(resp);
 
     const char *sizes[] = {"thumbnail", "medium"};
@@ -964,6 +970,60 @@ static void test_transient_failure(void **state)
         assert_int_equal(receive(NULL, 0, 3), 0);
 }
 
+/* 9. A PNG stored as "image/jpeg", with renditions named after their format ({ext}): the label
+ * sends the first look to the wrong names (.jpg), so the source is read, its bytes say PNG, and
+ * the renditions are made (and found the second time) under the PNG's names. */
+static void test_same_event_mislabelled(void **state)
+{
+    (void)state;
+    const char *extra[] = {"S3IMGFS_KEY_TEMPLATE={size}/{dir}{base}.{ext}", NULL};
+    struct config *cfg = config_with(extra);
+    struct s3client *s3 = client_for(cfg, NULL);
+    struct lambda_handler *h = handler_for(cfg, s3);
+    const char *key = "photos/labelled-wrong";
+    size_t len;
+    unsigned char *png = make_image(300, 200, ".png", &len);
+    char etag[128];
+    put_object(t.fx.bucket, key, png, len, "image/jpeg", etag);
+    g_free(png);
+    const char *made[2] = {"out/thumbnail/photos/labelled-wrong.png",
+                           "out/medium/photos/labelled-wrong.png"};
+    for (int round = 0; round < 2; round++) {
+        char *event = one_event(t.fx.bucket, key, etag, len);
+        bool retry = true;
+        json_t *resp = handle_with(h, event, 0, &retry);
+        free(event);
+        assert_false(retry);
+        json_t *rec = record_at(resp, 0);
+        assert_string_equal(str_of(rec, "status"), round == 0 ? "done" : "skipped");
+        assert_int_equal(int_of(rec, "source_bytes_read"), (long long)len);
+        json_t *list = json_object_get(rec, "renditions");
+        assert_int_equal(json_array_size(list), 2);
+        for (size_t i = 0; i < 2; i++)
+            assert_string_equal(str_of(json_array_get(list, i), "key"), made[i]);
+        json_decref(resp);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        struct s3_object_info info = {0};
+        struct s3_error err;
+        if (s3_head_object(t.fx.client, t.dst, made[i], &info, &err) != 0)
+            fail_msg("HEAD %s: %s", made[i], err.message);
+        assert_string_equal(s3_object_info_meta(&info, "source-etag"), etag);
+        s3_object_info_clear(&info);
+    }
+    if (t.sns_endpoint) { /* one notice: the first round's */
+        json_t *notice = NULL;
+        assert_int_equal(receive(&notice, 1, 15), 1);
+        assert_string_equal(str_of(notice, "key"), key);
+        assert_string_equal(str_of(notice, "event"), "resized");
+        json_decref(notice);
+        assert_int_equal(receive(NULL, 0, 3), 0);
+    }
+    lambda_handler_free(h);
+    s3client_free(s3);
+    conf_free(cfg);
+}
+
 int main(void)
 {
     fixture_require("S3IMGFS_TEST_ENDPOINT");
@@ -976,6 +1036,7 @@ int main(void)
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_permanent_s3_failures),
         cmocka_unit_test(test_transient_failure),
+        cmocka_unit_test(test_same_event_mislabelled),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     resize_global_shutdown();

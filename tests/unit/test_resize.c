@@ -486,6 +486,42 @@ static void test_sniff(void **state)
     assert_no_leak();
 }
 
+/* A stored Content-Type to the format it names: only the formats the engine resizes. */
+static void test_format_of_mime(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *mime, *format;
+    } cases[] = {
+        {"image/jpeg", "jpeg"},
+        {"IMAGE/JPEG", "jpeg"},
+        {"image/jpeg; charset=binary", "jpeg"},
+        {"image/jpeg ;q=1", "jpeg"},
+        {"image/jpg", "jpeg"},
+        {"image/pjpeg", "jpeg"},
+        {"image/png", "png"},
+        {"image/webp", "webp"},
+        {"image/gif", "gif"},
+        {"image/tiff", "tiff"},
+        {"image/heic", "heif"},
+        {"image/heif", "heif"},
+        {"image/avif", "avif"},
+        {"image/svg+xml", NULL}, /* sniffed, but never resized */
+        {"application/pdf", NULL},
+        {"image/jpeg2", NULL},
+        {"image/jpe", NULL},
+        {"application/octet-stream", NULL},
+        {"", NULL},
+        {NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *f = resize_format_of_mime(cases[i].mime);
+        if ((f == NULL) != (cases[i].format == NULL) || (f && strcmp(f, cases[i].format) != 0))
+            fail_msg("'%s': got %s, expected %s", cases[i].mime ? cases[i].mime : "(NULL)",
+                     f ? f : "NULL", cases[i].format ? cases[i].format : "NULL");
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Sizing rules (resize_output_size, no decoding)                                              */
 
@@ -2505,6 +2541,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_sniff, test_setup),
+        cmocka_unit_test(test_format_of_mime),
         cmocka_unit_test_setup(test_size_rules, test_setup),
         cmocka_unit_test_setup(test_default_sizes_4000x3000, test_setup),
         cmocka_unit_test_setup(test_order_and_unsorted_sizes, test_setup),
