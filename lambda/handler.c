@@ -6,8 +6,9 @@
  * Per record:
  *   HEAD the source (size, ETag, Content-Type); every rendition already there with metadata
  *   source-etag = this ETag -> skipped (a retried or repeated event does no work, downloads
- *   nothing and announces nothing twice): the renditions' names depend on the source's format,
- *   taken here from its Content-Type, a guess that the bytes confirm below when it was wrong;
+ *   nothing and announces nothing twice): the renditions' names depend on the source's format
+ *   when key_template has {ext}, taken here from its Content-Type, a guess that the bytes
+ *   confirm below when it was wrong;
  *   GET it (If-Match that ETag), judging its first 256 KiB with
  *   resize_probe as they arrive: not an image -> skipped, no notice; over max_file_mb or
  *   max_pixels, or a format not read here -> refused at once, the rest never downloaded;
@@ -536,10 +537,14 @@ static void process(struct lambda_handler *h, const struct lambda_record *rec, c
         s3_object_info_clear(&j.head);
         return;
     }
-    /* Safe on a wrong label: renditions count only when made from this very version. */
-    const char *labelled = resize_format_of_mime(j.head.content_type);
-    j.format = labelled;
-    if (labelled && renditions_current(&j)) {
+    /* Safe on a wrong guess: renditions count only when made from this very version. */
+    const char *tpl = h->cfg->resize.key_template;
+    bool named_by_format = tpl && strstr(tpl, "{ext}") != NULL;
+    const char *guess = resize_format_of_mime(j.head.content_type);
+    if (!guess && !named_by_format)
+        guess = "jpeg"; /* any image format gives the same names */
+    j.format = guess;
+    if (guess && renditions_current(&j)) {
         skip_as_made(&j);
         s3_object_info_clear(&j.head);
         return;
@@ -548,7 +553,8 @@ static void process(struct lambda_handler *h, const struct lambda_record *rec, c
     struct source_sink src = {.opts = &opts, .total = j.head.size};
     if (fetch_source(&j, &src)) {
         j.format = resize_sniff_format(src.data, src.len);
-        bool checked = labelled && j.format && strcmp(labelled, j.format) == 0;
+        bool checked = guess && j.format && resize_is_image_format(j.format) &&
+                       (!named_by_format || strcmp(guess, j.format) == 0);
         if (!checked && renditions_current(&j))
             skip_as_made(&j);
         else

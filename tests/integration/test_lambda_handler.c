@@ -678,7 +678,7 @@ static void test_same_event_again(void **state)
     expect_counts(resp, 0, 0, 1, 0);
     expect_record(resp, 0, "skipped", "renditions already made from this version");
     assert_int_equal(json_array_size(json_object_get(record_at(resp, 0), "renditions")), 2);
-    /* labelled image/jpeg: the renditions were found without reading a byte of it */
+    /* the renditions were found without reading a byte of it */
     assert_int_equal(int_of(record_at(resp, 0), "source_bytes_read"), 0);
     json_decref(resp);
 
@@ -1024,6 +1024,42 @@ static void test_same_event_mislabelled(void **state)
     conf_free(cfg);
 }
 
+/* 10. A photo stored without a type of its own (binary/octet-stream, as SDKs store what they are
+ * not told) under the default names ({size}/{key}, no {ext}): the repeat is found without
+ * reading it either. */
+static void test_same_event_unlabelled(void **state)
+{
+    (void)state;
+    const char *key = "photos/unlabelled.jpg";
+    size_t len;
+    unsigned char *jpeg = make_jpeg(320, 240, &len);
+    char etag[128];
+    put_object(t.fx.bucket, key, jpeg, len, "binary/octet-stream", etag);
+    g_free(jpeg);
+    for (int round = 0; round < 2; round++) {
+        char *event = one_event(t.fx.bucket, key, etag, len);
+        bool retry = true;
+        json_t *resp = handle(event, &retry);
+        free(event);
+        assert_false(retry);
+        json_t *rec = record_at(resp, 0);
+        assert_string_equal(str_of(rec, "status"), round == 0 ? "done" : "skipped");
+        assert_int_equal(int_of(rec, "source_bytes_read"), round == 0 ? (long long)len : 0);
+        json_t *list = json_object_get(rec, "renditions");
+        assert_int_equal(json_array_size(list), 2);
+        assert_string_equal(str_of(json_array_get(list, 0), "key"),
+                            "out/thumbnail/photos/unlabelled.jpg");
+        json_decref(resp);
+    }
+    if (t.sns_endpoint) { /* one notice: the first round's */
+        json_t *notice = NULL;
+        assert_int_equal(receive(&notice, 1, 15), 1);
+        assert_string_equal(str_of(notice, "key"), key);
+        json_decref(notice);
+        assert_int_equal(receive(NULL, 0, 3), 0);
+    }
+}
+
 int main(void)
 {
     fixture_require("S3IMGFS_TEST_ENDPOINT");
@@ -1037,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_permanent_s3_failures),
         cmocka_unit_test(test_transient_failure),
         cmocka_unit_test(test_same_event_mislabelled),
+        cmocka_unit_test(test_same_event_unlabelled),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     resize_global_shutdown();
