@@ -6,9 +6,9 @@
  * Per record:
  *   HEAD the source (size, ETag, Content-Type); every rendition already there with metadata
  *   source-etag = this ETag -> skipped (a retried or repeated event does no work, downloads
- *   nothing and announces nothing twice): the renditions' names depend on the source's format
- *   when key_template has {ext}, taken here from its Content-Type, a guess that the bytes
- *   confirm below when it was wrong;
+ *   nothing and announces nothing twice). Looked for when the Content-Type is an image type,
+ *   or none and the renditions' names do not depend on the source's format (no {ext} in
+ *   key_template); with {ext}, the type is a guess, which the bytes confirm below if wrong;
  *   GET it (If-Match that ETag), judging its first 256 KiB with
  *   resize_probe as they arrive: not an image -> skipped, no notice; over max_file_mb or
  *   max_pixels, or a format not read here -> refused at once, the rest never downloaded;
@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MARGIN_MS    3000  /* a record starts only this long before the deadline */
@@ -519,6 +520,14 @@ static bool fetch_source(struct job *j, struct source_sink *src)
     return true;
 }
 
+/* No type given at upload: S3 and the SDKs store one of these. */
+static bool untyped(const char *content_type)
+{
+    return !content_type || !content_type[0] ||
+           strcasecmp(content_type, "binary/octet-stream") == 0 ||
+           strcasecmp(content_type, "application/octet-stream") == 0;
+}
+
 static void skip_as_made(struct job *j)
 {
     set_reason(j->out, ST_SKIPPED, "renditions already made from this version (ETag %s)",
@@ -541,7 +550,7 @@ static void process(struct lambda_handler *h, const struct lambda_record *rec, c
     const char *tpl = h->cfg->resize.key_template;
     bool named_by_format = tpl && strstr(tpl, "{ext}") != NULL;
     const char *guess = resize_format_of_mime(j.head.content_type);
-    if (!guess && !named_by_format)
+    if (!guess && !named_by_format && untyped(j.head.content_type))
         guess = "jpeg"; /* any image format gives the same names */
     j.format = guess;
     if (guess && renditions_current(&j)) {
