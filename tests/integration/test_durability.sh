@@ -487,9 +487,10 @@ t_full() {
     "tmpfs used $(tmpfs_used_kib) KiB (before: $used0), spool data files $(spool_data) (before: $data0)"
   # Give the gateway time to do whatever it does with the half-written file (drop or upload).
   wait_drained 120 0 || why="${why:+$why; }the queue did not drain after the dd"
-  # The failed version's spool file goes when the last reference to it does: the upload of its
-  # parts, begun while it was written, holds one until it is aborted, which the queue's drain
-  # does not wait for (it failed once in an ASan run, checked 0.2 s before the abort): 10 s.
+  # The failed version's spool file goes with the last reference to it: a part of it still
+  # being sent (parts of a big file go up while it is written) holds one until it is done, and
+  # the queue's drain does not wait for that. Seen once under ASan (the check came within about
+  # 1.5 s of the dd's end, around the upload's abort); allowed 10 s.
   local spool_deadline=$(($(now_ms) + 10000))
   while [ "$(spool_data)" -gt "$data0" ] && [ "$(now_ms)" -le "$spool_deadline" ]; do sleep 0.2; done
   used1=$(tmpfs_used_kib)
