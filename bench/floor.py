@@ -20,25 +20,18 @@ saves, is most of a decode.
 
 usage: floor.py [-j N] -o OUTDIR FILE...   (writes OUTDIR/<size>/<name>.jpg)
 """
-import math
 import os
 import sys
 
-from PIL import Image
 
 import pillow_common
-from pillow_tuned import QUALITY, SIZES, scale_for
+from pillow_tuned import QUALITY, SIZES, decode_once, scale_for
 
 
 def handle(job):
     path, outdir = job
     name = os.path.splitext(os.path.basename(path))[0]
-    with Image.open(path) as im:
-        w, h = im.size
-        need = max(scale_for(w, h, box, cover) for _, box, cover in SIZES)
-        if im.format == "JPEG":
-            im.draft("RGB", (math.ceil(w * need), math.ceil(h * need)))
-        img = im.convert("RGB")  # the one decode
+    img, w, h = decode_once(path)  # exactly as pillow_tuned.py
     for size_name, box, cover in SIZES:
         s = scale_for(w, h, box, cover)
         if cover:

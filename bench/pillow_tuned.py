@@ -29,15 +29,21 @@ def scale_for(w, h, box, cover):
     return min(1.0, max(sx, sy) if cover else min(sx, sy))
 
 
-def handle(job):
-    path, outdir = job
-    name = os.path.splitext(os.path.basename(path))[0]
+def decode_once(path):
+    """The one decode: (picture, source width, source height); for a JPEG, shrunk on load by
+    draft() to the smallest scale the largest size still allows."""
     with Image.open(path) as im:
         w, h = im.size
         need = max(scale_for(w, h, box, cover) for _, box, cover in SIZES)
         if im.format == "JPEG":
             im.draft("RGB", (math.ceil(w * need), math.ceil(h * need)))
-        img = im.convert("RGB")  # the one decode
+        return im.convert("RGB"), w, h
+
+
+def handle(job):
+    path, outdir = job
+    name = os.path.splitext(os.path.basename(path))[0]
+    img, w, h = decode_once(path)
     dw, dh = img.size  # after draft: w/scale, h/scale
     for size_name, box, cover in SIZES:
         out = os.path.join(outdir, size_name, name + ".jpg")
