@@ -341,6 +341,7 @@ unmount:
 
 int main(int argc, char **argv)
 {
+    resize_exec_with_huge_pages(argv); /* before anything else: it may run us again */
     int command_rc = commands_main(argc, argv);
     if (command_rc >= 0)
         return command_rc;

@@ -343,6 +343,7 @@ static void cleanup(struct program *p)
 
 int main(int argc, char **argv)
 {
+    resize_exec_with_huge_pages(argv); /* before anything else: it may run us again */
     struct program p = {0};
     int rc = parse_args(&p, argc, argv);
     if (rc >= 0)

@@ -107,15 +107,16 @@ int resize_global_init(unsigned vips_threads, struct resize_error *err)
      * them (sharp #2607, imgproxy #116). */
     mallopt(M_ARENA_MAX, 2);
     /* glibc raises its mmap threshold to the largest block freed so far (up to 32 MB), and
-     * its trim threshold to twice that: after a few photos, the free top of an arena (most of
-     * it, after a large decode) stayed resident, 30 MB and more per arena. Fixed thresholds:
-     * blocks of 2 MB and more (the coefficients of a progressive JPEG, the pictures made on the
-     * way) are mapped and unmapped, smaller ones come from the arenas, whose free tops go back
-     * above 4 MB. Measured on the bench corpus (-j 2, 6 runs each): with a 32 MB threshold the
-     * peak RSS varied from 187 to 197 MB with the arenas' fragmentation, with 8 MB 183-192 MB,
-     * with 2 MB 181-186 MB, for 0.2 s more system time (page faults) over 38 photos. */
-    mallopt(M_MMAP_THRESHOLD, 2 << 20);
-    mallopt(M_TRIM_THRESHOLD, 4 << 20);
+     * its trim threshold to twice that: after a few photos, the free top of an arena stayed
+     * resident, 30 MB and more per arena. Fixed thresholds instead, a trade between page
+     * faults and RSS: blocks of 8 MB and more (a progressive JPEG's coefficients, most of the
+     * time) are mapped and unmapped, smaller ones (the pictures made on the way) are reused
+     * from the arenas, whose free tops go back above 8 MB. Measured on the bench corpus (-j 2,
+     * malloc on huge pages, 4 runs each, 2026-11-27): 2 MB / 4 MB: 3.2-3.4 s, 120,000-130,000
+     * page faults, peak RSS 174-180 MB; 8 / 8 MB: 2.2-2.7 s, 36,000-48,000 faults, 183-188 MB;
+     * 16 / 32 MB: 2.0-2.6 s, 210-227 MB. */
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
 #endif
     if (VIPS_INIT("s3imgfs")) {
         char *text = vips_error_buffer_copy();
@@ -1084,8 +1085,8 @@ static bool heif_thumbnail_fits(const struct job *job, int w, int h)
  * when its estimate fits in what the others hold, or when it would be alone; in the order
  * they asked (a large one is not overtaken for ever by small ones). */
 #define DECODE_BUDGET ((uint64_t)128 << 20)
-/* After a decode estimated at this much or more, free memory goes back to the system at once
- * (malloc_trim). */
+/* After a decode estimated at this much or more, free memory goes back to the system
+ * (malloc_trim) as soon as no resize runs (see running_leave). */
 #define TRIM_AFTER ((uint64_t)32 << 20)
 
 static GMutex g_gate_lock;
@@ -1093,6 +1094,31 @@ static GCond g_gate_cond;
 static uint64_t g_gate_used; /* bytes the running decodes hold */
 static uint64_t g_gate_next; /* tickets given */
 static uint64_t g_gate_turn; /* the ticket whose turn it is */
+
+/* A decode that held much memory (see decode_memory) leaves as much free in malloc's arenas,
+ * split around what is still in use. It goes back to the system when the engine is idle, not
+ * after each such image: malloc_trim unmaps every free page, and the next image faults them
+ * all in again (a batch of large progressive JPEGs paid for it in system time: 2.4-2.6 s
+ * against 2.0-2.2 s over the bench corpus). A gateway between bursts of uploads keeps nothing. */
+static int g_running;  /* run() calls in progress (atomic) */
+static int g_trim_due; /* 1: such a decode ended since the last trim (atomic) */
+
+static void running_enter(void)
+{
+    g_atomic_int_inc(&g_running);
+}
+
+static void running_leave(uint64_t decode_need)
+{
+    if (decode_need >= TRIM_AFTER)
+        g_atomic_int_set(&g_trim_due, 1);
+    if (g_atomic_int_dec_and_test(&g_running) &&
+        g_atomic_int_compare_and_exchange(&g_trim_due, 1, 0)) {
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
+    }
+}
 
 static void gate_enter(uint64_t need)
 {
@@ -1526,6 +1552,7 @@ static enum resize_status run(const void *data, size_t len, enum resize_kind kin
         }
     }
 
+    running_enter();
     enum resize_status st = read_header(&job, info);
     if (st == RESIZE_OK && kind == KIND_PNG && !png_has_iend(data, len)) {
         set_reason(err, "truncated PNG: no IEND chunk at its end");
@@ -1553,12 +1580,7 @@ static enum resize_status run(const void *data, size_t len, enum resize_kind kin
     }
     if (st == RESIZE_OK)
         drop_vips_error();
-#ifdef __GLIBC__
-    /* A decode that held much memory (see decode_memory) leaves as much free in malloc's
-     * arenas, split around what is still in use: give it back now rather than carry it. */
-    if (job.decode_need >= TRIM_AFTER)
-        malloc_trim(0);
-#endif
+    running_leave(job.decode_need);
     return st;
 }
 

@@ -40,6 +40,17 @@ enum resize_status {
     RESIZE_FAILED     /* an image that could not be processed: truncated, corrupt, ... */
 };
 
+/* First in main(), before any thread starts and before anything is printed: where the kernel
+ * gives transparent huge pages on request (its setting is "madvise" or "always"), runs the
+ * program again (execv of /proc/self/exe, the same argv) with glibc.malloc.hugetlb=1 added to
+ * GLIBC_TUNABLES, which glibc reads only at start: malloc then asks for 2 MiB pages for the
+ * blocks it maps, and resizing a photo takes a few hundred page faults instead of thousands
+ * (docs/resize.md, Memory). The program run again gets GLIBC_TUNABLES back as it was, for its
+ * children. Not done when S3IMGFS_HUGEPAGES=0, when GLIBC_TUNABLES names malloc.hugetlb
+ * already, for a set-user-ID program, under valgrind, or without glibc. Returns true in the
+ * program run again, false where it was not done (or the exec failed: nothing changes). */
+bool resize_exec_with_huge_pages(char **argv);
+
 /* Once per process, before any other call (and before threads use it); a second call does
  * nothing. vips_threads: threads libvips may use per image (0 = libvips' default, the number of
  * CPUs; with a pool of N resize workers, about CPUs / N). Also: no libvips operation cache,

@@ -704,6 +704,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    resize_exec_with_huge_pages(argv); /* before anything else: it may run us again */
     struct args a;
     memset(&a, 0, sizeof(a));
     int rc = parse_args(argc, argv, &a);
