@@ -108,9 +108,12 @@ static size_t table_vars(struct var **out)
     return k;
 }
 
-/* S3IMGFS_* variables conf itself reads (S3IMGFS_WEBHOOK_SECRET). */
+/* S3IMGFS_* variables conf itself reads (S3IMGFS_WEBHOOK_SECRET), or the program as it starts
+ * (S3IMGFS_HUGEPAGES: resize_exec_with_huge_pages). */
 static bool conf_reads(const char *name)
 {
+    if (strcmp(name, "S3IMGFS_HUGEPAGES") == 0)
+        return true;
     for (size_t i = 0; conf_key_at(i); i++)
         for (int j = 0; j < 3 && conf_key_at(i)->env[j]; j++)
             if (strcmp(conf_key_at(i)->env[j], name) == 0)

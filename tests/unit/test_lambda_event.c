@@ -737,6 +737,10 @@ static void env_typo_is_an_error(void **state)
     assert_string_equal(cfg->notify.webhook_secret, "0123456789abcdef");
     assert_string_equal(cfg->notify.webhook_url, "http://127.0.0.1:9/hook");
     conf_free(cfg);
+    /* and S3IMGFS_HUGEPAGES the program's, read before main does anything else */
+    setenv("S3IMGFS_HUGEPAGES", "0", 1);
+    conf_free(env_load());
+    unsetenv("S3IMGFS_HUGEPAGES");
 
     /* with a getenv of its own the caller's environ is not checked */
     setenv("S3IMGFS_DESTINATON_BUCKET", "typo", 1);
