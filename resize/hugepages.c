@@ -16,12 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define TUNABLE "glibc.malloc.hugetlb=1"
 /* Set in the program run again: what GLIBC_TUNABLES was before ("=" and the value, or "" when
  * it was not set), so that it is put back and children see the caller's environment. */
 #define BEFORE_VAR "S3IMGFS_TUNABLES_BEFORE"
+/* And the process's name: the kernel names it after the file executed, "exe" for
+ * /proc/self/exe, where ps, top, pgrep and killall look for "s3imgfs". */
+#define NAME_VAR "S3IMGFS_NAME_BEFORE"
 
 /* "madvise" or "always" selected (the brackets) in the kernel's setting: huge pages are given
  * on request. "never", or no such file (not Linux, no THP): not. */
@@ -56,7 +60,8 @@ static bool wanted(void)
     return kernel_gives_huge_pages();
 }
 
-/* In the program run again: GLIBC_TUNABLES as it was (glibc has read it already). */
+/* In the program run again: GLIBC_TUNABLES as it was (glibc has read it already), and the
+ * process's name. */
 static void restore_environment(const char *before)
 {
     if (before[0] == '=')
@@ -64,6 +69,10 @@ static void restore_environment(const char *before)
     else
         unsetenv("GLIBC_TUNABLES");
     unsetenv(BEFORE_VAR);
+    const char *name = getenv(NAME_VAR);
+    if (name && name[0])
+        prctl(PR_SET_NAME, name, 0, 0, 0);
+    unsetenv(NAME_VAR);
 }
 
 bool resize_exec_with_huge_pages(char **argv)
@@ -92,7 +101,10 @@ bool resize_exec_with_huge_pages(char **argv)
         snprintf(with, n, "%s", TUNABLE);
         snprintf(mark, n, "%s", tunables ? "=" : "");
     }
-    if (setenv(BEFORE_VAR, mark, 1) == 0 && setenv("GLIBC_TUNABLES", with, 1) == 0)
+    char name[17] = "";
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    if (setenv(BEFORE_VAR, mark, 1) == 0 && setenv(NAME_VAR, name, 1) == 0 &&
+        setenv("GLIBC_TUNABLES", with, 1) == 0)
         execv("/proc/self/exe", argv);
     /* Not run again (no /proc, the program file replaced since it started): go on as we are,
      * with the environment as it was. */

@@ -46,9 +46,10 @@ enum resize_status {
  * GLIBC_TUNABLES, which glibc reads only at start: malloc then asks for 2 MiB pages for the
  * blocks it maps, and resizing a photo takes a few hundred page faults instead of thousands
  * (docs/resize.md, Memory). The program run again gets GLIBC_TUNABLES back as it was, for its
- * children. Not done when S3IMGFS_HUGEPAGES=0, when GLIBC_TUNABLES names malloc.hugetlb
- * already, for a set-user-ID program, under valgrind, or without glibc. Returns true in the
- * program run again, false where it was not done (or the exec failed: nothing changes). */
+ * children, and its process name (/proc/self/comm). Not done when S3IMGFS_HUGEPAGES=0, when
+ * GLIBC_TUNABLES names malloc.hugetlb already, for a set-user-ID program, under valgrind, or
+ * without glibc. Returns true in the program run again, false where it was not done (or the exec
+ * failed: nothing changes). */
 bool resize_exec_with_huge_pages(char **argv);
 
 /* Once per process, before any other call (and before threads use it); a second call does

@@ -4,7 +4,8 @@
  * Each case runs this program again ("--report", through posix_spawn with the environment the
  * case sets up), as a user would start s3imgfs; the child calls the function first thing, then
  * reports on one line what it sees: whether it was run again, GLIBC_TUNABLES and the marker
- * variable after the call, and whether the mapping of a fresh 16 MiB malloc block carries the
+ * variables after the call, its name (/proc/self/comm: "exe" if it were left as the exec of
+ * /proc/self/exe makes it), and whether the mapping of a fresh 16 MiB malloc block carries the
  * kernel's "hg" flag (madvise MADV_HUGEPAGE; /proc/self/smaps VmFlags).
  */
 #include <setjmp.h>
@@ -68,12 +69,22 @@ static int report(char **argv)
     bool again = resize_exec_with_huge_pages(argv);
     const char *t = getenv("GLIBC_TUNABLES");
     const char *m = getenv("S3IMGFS_TUNABLES_BEFORE");
+    if (!m)
+        m = getenv("S3IMGFS_NAME_BEFORE");
+    char name[17] = "";
+    FILE *comm = fopen("/proc/self/comm", "re");
+    if (comm) {
+        if (!fgets(name, sizeof(name), comm))
+            name[0] = '\0';
+        fclose(comm);
+    }
+    name[strcspn(name, "\n")] = '\0';
     char *block = malloc(16 << 20);
     if (!block)
         return 1;
     memset(block, 1, 16 << 20);
-    printf("again=%d hg=%d tunables=%s marker=%s\n", again, advised_huge(block), t ? t : "(unset)",
-           m ? m : "(unset)");
+    printf("again=%d hg=%d tunables=%s marker=%s name=%s\n", again, advised_huge(block),
+           t ? t : "(unset)", m ? m : "(unset)", name);
     free(block);
     return 0;
 }
@@ -141,7 +152,8 @@ static void test_runs_again(void **state)
     char line[512];
     run_child(line, sizeof(line), NULL, NULL);
     char want[512];
-    snprintf(want, sizeof(want), "again=1 hg=%d tunables=(unset) marker=(unset)", !OWN_MALLOC);
+    snprintf(want, sizeof(want),
+             "again=1 hg=%d tunables=(unset) marker=(unset) name=test_hugepages", !OWN_MALLOC);
     assert_string_equal(line, want);
 }
 
@@ -153,7 +165,9 @@ static void test_keeps_users_tunables(void **state)
     char line[512];
     run_child(line, sizeof(line), "GLIBC_TUNABLES=glibc.malloc.arena_max=3", NULL);
     char want[512];
-    snprintf(want, sizeof(want), "again=1 hg=%d tunables=glibc.malloc.arena_max=3 marker=(unset)",
+    snprintf(want, sizeof(want),
+             "again=1 hg=%d tunables=glibc.malloc.arena_max=3 marker=(unset) "
+             "name=test_hugepages",
              !OWN_MALLOC);
     assert_string_equal(line, want);
 }
@@ -163,7 +177,7 @@ static void test_turned_off(void **state)
     (void)state;
     char line[512];
     run_child(line, sizeof(line), "S3IMGFS_HUGEPAGES=0", NULL);
-    assert_string_equal(line, "again=0 hg=0 tunables=(unset) marker=(unset)");
+    assert_string_equal(line, "again=0 hg=0 tunables=(unset) marker=(unset) name=test_hugepages");
 }
 
 static void test_users_choice_wins(void **state)
@@ -171,7 +185,8 @@ static void test_users_choice_wins(void **state)
     (void)state;
     char line[512];
     run_child(line, sizeof(line), "GLIBC_TUNABLES=glibc.malloc.hugetlb=0", NULL);
-    assert_string_equal(line, "again=0 hg=0 tunables=glibc.malloc.hugetlb=0 marker=(unset)");
+    assert_string_equal(line, "again=0 hg=0 tunables=glibc.malloc.hugetlb=0 marker=(unset) "
+                              "name=test_hugepages");
 }
 
 static void test_not_under_valgrind(void **state)
