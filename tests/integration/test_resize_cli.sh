@@ -363,6 +363,30 @@ t_overwrite() {
 }
 case_ "a second run replaces the outputs" t_overwrite
 
+# execs ARGS...: how many times the command ran itself again (execve of /proc/self/exe).
+execs() {
+  strace -f -qq -e trace=execve -o "$tmp/strace" "$cli" "$@" >/dev/null 2>&1 || true
+  grep -c 'execve("/proc/self/exe"' "$tmp/strace" || true
+}
+t_huge_pages() {
+  # Two files or more: run again once with malloc on huge pages (docs/resize.md, Memory); one
+  # file: the exec would cost more than it saves; S3IMGFS_HUGEPAGES=0: never.
+  local o=$tmp/o-hp n1 n2 n0
+  n2=$(execs -o "$o" "$in/batch1.jpg" "$in/small.png")
+  n1=$(execs -o "$o" "$in/batch1.jpg")
+  n0=$(S3IMGFS_HUGEPAGES=0 execs -o "$o" "$in/batch1.jpg" "$in/batch2.jpg")
+  ensure "two files: $n2 execs, one file: $n1, S3IMGFS_HUGEPAGES=0: $n0 (want 1, 0, 0)" \
+    [ "$n2/$n1/$n0" = 1/0/0 ] &&
+    check_image "$o/medium/small.png" 640 480 pngload 3
+}
+if ! command -v strace >/dev/null 2>&1; then
+  skip_case "two files or more: run again with huge pages" "no strace"
+elif ! grep -qE '\[(madvise|always)\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null; then
+  skip_case "two files or more: run again with huge pages" "the kernel gives no huge pages"
+else
+  case_ "two files or more: run again with huge pages, once; not for one file" t_huge_pages
+fi
+
 t_no_temp() { no_temp_files; }
 case_ "no temporary files are left behind" t_no_temp
 
