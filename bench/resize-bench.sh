@@ -19,8 +19,10 @@
 #   REPS=3            runs per contender
 #   JOBS=2            parallelism of every contender
 #   CONTENDERS="..."  subset, by name: ours-j2 ours-j1 pillow-tutorial pillow-tuned
-#                     sharp-clone sharp-raw vipsthumbnail floor (floor: not a contender but the
-#                     reference line "decode and encode only, no resampling", see floor.py)
+#                     sharp-clone sharp-raw vipsthumbnail floor, and the reference lines ours-j2-4k
+#                     (S3IMGFS_HUGEPAGES=0) and pillow-tuned-hp (Pillow with malloc on huge pages);
+#                     floor: not a contender but the reference line "decode and encode only, no
+#                     resampling", see floor.py
 #   KEEP_OUT=DIR      keep the renditions of the last rep in DIR/<contender>/ for a look
 set -euo pipefail
 
@@ -30,7 +32,7 @@ build=${1:-$repo/build}
 photos=${PHOTOS:-$here/.photos}
 reps=${REPS:-3}
 jobs=${JOBS:-2}
-all_contenders="ours-j2 ours-j1 pillow-tutorial pillow-tuned sharp-clone sharp-raw vipsthumbnail floor"
+all_contenders="ours-j2 ours-j1 ours-j2-4k pillow-tutorial pillow-tuned pillow-tuned-hp sharp-clone sharp-raw vipsthumbnail floor"
 contenders=${CONTENDERS:-$all_contenders}
 py=/usr/bin/python3 # Debian's python, for python3-pil (not a python first on PATH)
 export VIPS_WARNING=0 # libvips' "unknown EXIF resolution unit" chatter on some of the photos
@@ -104,6 +106,8 @@ describe() {
     case $1 in
     ours-j2) echo "s3imgfs-resize -j $jobs --sizes '$ours_sizes' --format jpeg --quality 80: one process, $jobs files at once, libvips threads per image = CPUs / $jobs (its default); one decode per image (shrunk on load), each size made from the decoded picture or from a larger size" ;;
     ours-j1) echo "s3imgfs-resize -j 1, same options: one file at a time (reference; libvips uses one thread per CPU for it)" ;;
+    ours-j2-4k) echo "reference: s3imgfs-resize -j $jobs with S3IMGFS_HUGEPAGES=0, so malloc stays on 4 KiB pages (by default the program runs itself again with glibc.malloc.hugetlb=1, docs/resize.md, Memory)" ;;
+    pillow-tuned-hp) echo "reference, not a peer: pillow-tuned run with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, the malloc setting s3imgfs gives itself, which Pillow does not: how much of the difference is memory handling" ;;
     pillow-tutorial) echo "Pillow $pil_version (Debian python3-pil, /usr/bin/python3), as the AWS Lambda thumbnail tutorial: per size Image.open + thumbnail(size) (ImageOps.fit for cover) + save(quality=80), so 3 opens/decodes per image; multiprocessing.Pool($jobs), one image per task" ;;
     pillow-tuned) echo "Pillow $pil_version: one open, draft('RGB', largest need) for JPEG (DCT shrink-on-load), one decode, 3x resize(BICUBIC, reducing_gap=2) from it (centre-crop box for cover), save(quality=80); multiprocessing.Pool($jobs)" ;;
     sharp-clone) echo "$sharp_info on Node $(node --version): readFile, sharp(buf), per size .clone().rotate().resize().jpeg({quality:80}).toFile() (a clone decodes again, shrink-on-load per size); one process, $jobs images in flight, sizes in turn" ;;
@@ -116,13 +120,17 @@ describe() {
 command_for() { # contender out -> the command, one word a line (so paths may hold spaces)
     local c=$1 out=$2
     case $c in
-    ours-j2 | ours-j1)
+    ours-j2 | ours-j1 | ours-j2-4k)
         local j=$jobs
         [[ $c == ours-j1 ]] && j=1
+        [[ $c == ours-j2-4k ]] && printf '%s\n' env S3IMGFS_HUGEPAGES=0
         printf '%s\n' "$ours" -c "$tmp/bench.ini" --sizes "$ours_sizes" --format jpeg \
             --quality 80 -j "$j" -o "$out" "${files[@]}" ;;
     pillow-tutorial) printf '%s\n' "$py" "$here/pillow_tutorial.py" -j "$jobs" -o "$out" "${files[@]}" ;;
     pillow-tuned) printf '%s\n' "$py" "$here/pillow_tuned.py" -j "$jobs" -o "$out" "${files[@]}" ;;
+    pillow-tuned-hp)
+        printf '%s\n' env GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "$py" "$here/pillow_tuned.py" \
+            -j "$jobs" -o "$out" "${files[@]}" ;;
     floor) printf '%s\n' "$py" "$here/floor.py" -j "$jobs" -o "$out" "${files[@]}" ;;
     sharp-clone | sharp-raw)
         printf '%s\n' node "$here/sharp_bench.mjs" --mode "${c#sharp-}" -j "$jobs" -o "$out" "${files[@]}" ;;

@@ -341,10 +341,10 @@ unmount:
 
 int main(int argc, char **argv)
 {
-    resize_exec_with_huge_pages(argv); /* before anything else: it may run us again */
-    int command_rc = commands_main(argc, argv);
+    int command_rc = commands_main(argc, argv); /* status, retry: no resizing */
     if (command_rc >= 0)
         return command_rc;
+    resize_exec_with_huge_pages(argv); /* before anything else: it may run us again */
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct program p = {0};
     int rc = EXIT_USAGE;
