@@ -1098,8 +1098,8 @@ static uint64_t g_gate_turn; /* the ticket whose turn it is */
 /* A decode that held much memory (see decode_memory) leaves as much free in malloc's arenas,
  * split around what is still in use. It goes back to the system when the engine is idle, not
  * after each such image: malloc_trim unmaps every free page, and the next image faults them
- * all in again (a batch of large progressive JPEGs paid for it in system time: 2.4-2.6 s
- * against 2.0-2.2 s over the bench corpus). A gateway between bursts of uploads keeps nothing. */
+ * all in again (the bench corpus, -j 2, 4 runs each: 2.6-3.0 s with a trim after each such
+ * image, 2.2-2.5 s without). A gateway between bursts of uploads keeps nothing. */
 static int g_running;  /* run() calls in progress (atomic) */
 static int g_trim_due; /* 1: such a decode ended since the last trim (atomic) */
 
