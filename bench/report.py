@@ -172,7 +172,7 @@ def main():
         if FLOOR in rows:
             floor, goal = rows[FLOOR], 1.5 * peers[best]["ips"]
             room = peers[best]["cpu"] / 1.5 - floor["cpu"]
-            print(f"        the floor (decode + encode, no resampling): {floor['ips']:.2f} images/s "
+            print(f"        the floor (decode + encode, no resampling, huge pages): {floor['ips']:.2f} images/s "
                   f"= {floor['ips'] / peers[best]['ips']:.2f}x {best}, {floor['cpu']:.2f} CPU s; "
                   f"1.5x {best} ({goal:.2f} images/s) leaves {room:+.2f} CPU s")
             print("        beyond the floor for all the resampling (the floor's Python start-up "

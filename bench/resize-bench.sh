@@ -112,7 +112,7 @@ describe() {
     pillow-tuned) echo "Pillow $pil_version: one open, draft('RGB', largest need) for JPEG (DCT shrink-on-load), one decode, 3x resize(BICUBIC, reducing_gap=2) from it (centre-crop box for cover), save(quality=80); multiprocessing.Pool($jobs)" ;;
     sharp-clone) echo "$sharp_info on Node $(node --version): readFile, sharp(buf), per size .clone().rotate().resize().jpeg({quality:80}).toFile() (a clone decodes again, shrink-on-load per size); one process, $jobs images in flight, sizes in turn" ;;
     sharp-raw) echo "sharp, one decode per image: .rotate().resize(largest need).raw().toBuffer(), then 3 resizes of that buffer to JPEG q80; one process, $jobs images in flight" ;;
-    floor) echo "reference, not a contender: the least a tool decoding with libjpeg-turbo at these scales can spend: decoded as pillow-tuned (draft shrink-on-load, one decode), then per size a crop of the rendition's width x height (no resampling) saved with quality=80, optimize=True (as issue #3 asks); Pool($jobs)" ;;
+    floor) echo "reference, not a contender: the least a tool decoding with libjpeg-turbo at these scales can spend: decoded as pillow-tuned (draft shrink-on-load, one decode), then per size a crop of the rendition's width x height (no resampling) saved with quality=80, optimize=True (as issue #3 asks); malloc on huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, as s3imgfs does: page faults are part of what a tool can save); Pool($jobs)" ;;
     vipsthumbnail) echo "vipsthumbnail (Debian libvips-tools $vips_version): one process per size per image (3 per image) under xargs -P $jobs; --size 150x150 --smartcrop centre | --size 640x640 | --size 1280x1280, -o OUT/<size>/%s.jpg[Q=80,optimize_coding,strip]" ;;
     esac
 }
@@ -131,7 +131,9 @@ command_for() { # contender out -> the command, one word a line (so paths may ho
     pillow-tuned-hp)
         printf '%s\n' env GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "$py" "$here/pillow_tuned.py" \
             -j "$jobs" -o "$out" "${files[@]}" ;;
-    floor) printf '%s\n' "$py" "$here/floor.py" -j "$jobs" -o "$out" "${files[@]}" ;;
+    floor)
+        printf '%s\n' env GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "$py" "$here/floor.py" -j "$jobs" \
+            -o "$out" "${files[@]}" ;;
     sharp-clone | sharp-raw)
         printf '%s\n' node "$here/sharp_bench.mjs" --mode "${c#sharp-}" -j "$jobs" -o "$out" "${files[@]}" ;;
     vipsthumbnail)

@@ -55,7 +55,7 @@ bool resize_exec_with_huge_pages(char **argv);
 /* Once per process, before any other call (and before threads use it); a second call does
  * nothing. vips_threads: threads libvips may use per image (0 = libvips' default, the number of
  * CPUs; with a pool of N resize workers, about CPUs / N). Also: no libvips operation cache,
- * glibc malloc limited to 2 arenas (flat RSS with many threads), only the JPEG, PNG, WebP, GIF,
+ * glibc malloc limited to 1 arena (flat RSS with many threads), only the JPEG, PNG, WebP, GIF,
  * TIFF and HEIF loaders enabled, and libvips' own warnings (log domain "VIPS") silenced: the
  * reasons returned here say what went wrong. Returns -1 with a reason on failure. */
 int resize_global_init(unsigned vips_threads, struct resize_error *err);
