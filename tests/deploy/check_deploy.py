@@ -849,8 +849,10 @@ def check_image_files(rep, deploy_dir):
     user = re.findall(r"^USER\s+(\S+)", body, re.M)
     if not user or user[-1].split(":")[0] in ("root", "0"):
         problems.append("does not run as a non-root USER")
-    if "MALLOC_ARENA_MAX=2" not in body:
-        problems.append("no ENV MALLOC_ARENA_MAX=2")
+    if "MALLOC_ARENA_MAX=1" not in body:
+        problems.append("no ENV MALLOC_ARENA_MAX=1")
+    if "GLIBC_TUNABLES=glibc.malloc.hugetlb=1" not in body:
+        problems.append("no ENV GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
     rep.check("Dockerfile: two Debian 12 stages, runtime libraries only, bootstrap entry point, "
               "non-root", problems)
 

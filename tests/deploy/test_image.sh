@@ -3,7 +3,7 @@
 #   - built with buildah (no Docker daemon needed) from the repository's files, on a Debian 12
 #     base made here with mmdebstrap (the Dockerfile's DEBIAN_IMAGE; Docker Hub is not needed);
 #   - its configuration: ENTRYPOINT /var/runtime/bootstrap, a non-root USER, linux/amd64,
-#     MALLOC_ARENA_MAX=2, a size that fits Lambda's 10 GB image limit;
+#     MALLOC_ARENA_MAX=1, a size that fits Lambda's 10 GB image limit;
 #   - run as Lambda runs an image: the root file system read-only, /tmp a writable tmpfs, a
 #     user id the image has never heard of, WORKDIR /var/task, the environment Lambda sets plus
 #     the S3IMGFS_* variables of deploy/template.yaml with its parameters' defaults, against a
@@ -113,8 +113,10 @@ if not user or user.split(":")[0] in ("", "0", "root"):
     problems.append("User is %r (root)" % user)
 if d["OCIv1"].get("architecture") != "amd64" or d["OCIv1"].get("os") != "linux":
     problems.append("platform %s/%s" % (d["OCIv1"].get("os"), d["OCIv1"].get("architecture")))
-if env.get("MALLOC_ARENA_MAX") != "2":
+if env.get("MALLOC_ARENA_MAX") != "1":
     problems.append("MALLOC_ARENA_MAX is %r" % env.get("MALLOC_ARENA_MAX"))
+if env.get("GLIBC_TUNABLES") != "glibc.malloc.hugetlb=1":
+    problems.append("GLIBC_TUNABLES is %r" % env.get("GLIBC_TUNABLES"))
 if c.get("WorkingDir") != "/var/task":
     problems.append("WorkingDir is %r" % c.get("WorkingDir"))
 for p in problems:
@@ -122,7 +124,7 @@ for p in problems:
 sys.exit(1 if problems else 0)
 EOF
 }
-case_ "the image: ENTRYPOINT /var/runtime/bootstrap, non-root USER, linux/amd64, MALLOC_ARENA_MAX=2" image_config
+case_ "the image: ENTRYPOINT /var/runtime/bootstrap, non-root USER, linux/amd64, MALLOC_ARENA_MAX=1, malloc on huge pages" image_config
 
 image_size() {
   local mb
