@@ -23,7 +23,6 @@ usage: floor.py [-j N] -o OUTDIR FILE...   (writes OUTDIR/<size>/<name>.jpg)
 import os
 import sys
 
-
 import pillow_common
 from pillow_tuned import QUALITY, SIZES, decode_once, scale_for
 

@@ -1104,7 +1104,7 @@ static uint64_t g_gate_turn; /* the ticket whose turn it is */
  * split around what is still in use. It goes back to the system when the engine is idle, not
  * after each such image: malloc_trim unmaps every free page, and the next image faults them
  * all in again (the bench corpus, -j 2, 4 runs each: 2.6-3.0 s with a trim after each such
- * image, 2.2-2.5 s without). A gateway between bursts of uploads keeps nothing. */
+ * image, 2.2-2.5 s without). A gateway gives it back after each burst of uploads. */
 static int g_running;  /* run() calls in progress (atomic) */
 static int g_trim_due; /* 1: such a decode ended since the last trim (atomic) */
 

@@ -17,6 +17,8 @@ test_pkgs=(
   buildah mmdebstrap
   # the mount tests print the stacks of a core s3imgfs dumped
   gdb
+  # tests/integration/test_resize_cli.sh: counts the program's execs of itself (huge pages)
+  strace
   # tests/integration/test_gateway.sh (fusermount3 is in fuse3, getfattr in attr) and the peers
   # of bench/fuse-bench.sh
   rsync s3fs rclone
