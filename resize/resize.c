@@ -22,6 +22,8 @@
 
 #include <vips/vector.h> /* vips_vector_set_enabled: not in vips.h (needs vips.h first) */
 
+#include <gmodule.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -42,6 +44,10 @@
 /* Global state: set once by resize_global_init, read-only afterwards                          */
 
 static bool g_ready;
+
+/* Set once by load_heif, the first time a HEIF or AVIF file or an AVIF output needs them: read
+ * them after need_heif() only. */
+static GOnce g_heif_once = G_ONCE_INIT;
 static bool g_heif_load; /* the HEIF module is there (HEIC/AVIF input) */
 static bool g_heif_save; /* ... and can write (AVIF output) */
 
@@ -80,6 +86,8 @@ static void set_reason(struct resize_error *err, const char *fmt, ...)
     va_end(ap);
 }
 
+static void drop_vips_error(void);
+
 /* The HEIF module can be there without an AV1 encoder (libheif's encoders are plugins in some
  * distributions): encode a tiny picture once to know. */
 static bool avif_encoder_works(void)
@@ -94,8 +102,65 @@ static bool avif_encoder_works(void)
     g_free(buf);
     if (im)
         g_object_unref(im);
-    vips_error_clear(); /* before any image is processed: nothing else to lose */
+    drop_vips_error(); /* what a missing encoder said */
     return ok;
+}
+
+/* libvips 8.14 opens every module of its module folder when it starts: HEIF, JPEG XL,
+ * ImageMagick, poppler and OpenSlide, 105 more shared libraries mapped into the process for
+ * loaders that are blocked here but HEIF's. Measured (s3imgfs-resize, two 16x16 JPEGs, this
+ * machine): 0.10-0.11 s with them, 0.06-0.07 s without, and 28 MB of RSS instead of 40; the
+ * HEIF module alone costs 20-30 ms of that. So libvips starts without modules and the HEIF one
+ * is opened the first time it is needed (load_heif). libvips looks for its modules, and its
+ * translations, under $VIPSHOME when that is set: here it points into /proc, where no folder
+ * can ever be made (nobody can plant a module there), for the time of vips_init only. Its
+ * messages stay in English with it, which take_vips_error reads. A VIPSHOME of the user's is
+ * left alone: libvips then opens that prefix's modules at start, as it always did. */
+#define VIPSHOME_WITHOUT_MODULES "/proc/self/s3imgfs-vips-without-modules"
+
+static int start_vips(void)
+{
+    if (getenv("VIPSHOME"))
+        return VIPS_INIT("s3imgfs");
+    if (setenv("VIPSHOME", VIPSHOME_WITHOUT_MODULES, 1) != 0)
+        return VIPS_INIT("s3imgfs");
+    int rc = VIPS_INIT("s3imgfs");
+    unsetenv("VIPSHOME"); /* libvips keeps the folders it found; children see no VIPSHOME */
+    return rc;
+}
+
+/* Opens libvips' HEIF module (unless libvips opened it at start), and finds out what it can
+ * do: once, from whichever thread needs it first. */
+static gpointer load_heif(gpointer unused)
+{
+    (void)unused;
+    if (!vips_type_find("VipsOperation", "heifload_buffer") && g_module_supported()) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/vips-modules-%d.%d/vips-heif.%s", S3IMGFS_VIPS_LIBDIR,
+                 vips_version(0), vips_version(1), G_MODULE_SUFFIX);
+        GModule *module = g_module_open(path, G_MODULE_BIND_LAZY);
+        if (module) /* it registers types: they cannot be unloaded */
+            g_module_make_resident(module);
+    }
+    /* A loader class made now may inherit the block set on VipsForeignLoad at start. */
+    vips_operation_block_set("VipsForeignLoadHeif", FALSE);
+    g_heif_load = vips_type_find("VipsOperation", "heifload_buffer") != 0;
+    g_heif_save = vips_type_find("VipsOperation", "heifsave_buffer") != 0 && avif_encoder_works();
+    return NULL;
+}
+
+static void need_heif(void)
+{
+    g_once(&g_heif_once, load_heif, NULL);
+}
+
+void resize_heif_support(bool *can_read, bool *can_write)
+{
+    need_heif();
+    if (can_read)
+        *can_read = g_heif_load;
+    if (can_write)
+        *can_write = g_heif_save;
 }
 
 int resize_global_init(unsigned vips_threads, struct resize_error *err)
@@ -123,7 +188,7 @@ int resize_global_init(unsigned vips_threads, struct resize_error *err)
     mallopt(M_MMAP_THRESHOLD, 8 << 20);
     mallopt(M_TRIM_THRESHOLD, 8 << 20);
 #endif
-    if (VIPS_INIT("s3imgfs")) {
+    if (start_vips() != 0) {
         char *text = vips_error_buffer_copy();
         set_reason(err, "libvips failed to start: %.200s", text ? g_strstrip(text) : "");
         g_free(text);
@@ -145,9 +210,6 @@ int resize_global_init(unsigned vips_threads, struct resize_error *err)
     vips_operation_block_set("VipsForeignLoad", TRUE);
     for (size_t i = 0; i < sizeof(allowed_loaders) / sizeof(allowed_loaders[0]); i++)
         vips_operation_block_set(allowed_loaders[i], FALSE);
-
-    g_heif_load = vips_type_find("VipsOperation", "heifload_buffer") != 0;
-    g_heif_save = vips_type_find("VipsOperation", "heifsave_buffer") != 0 && avif_encoder_works();
 
     /* libvips warns on stderr about each odd image ("error in tile 0 x 120", "ignoring nclx
      * profile"); the reasons returned here carry what matters. */
@@ -500,6 +562,7 @@ static enum conf_format resolve_format(enum conf_format f, enum resize_kind kind
     case KIND_WEBP:
         return CONF_FORMAT_WEBP;
     case KIND_AVIF:
+        need_heif();
         if (g_heif_save)
             return CONF_FORMAT_AVIF;
         return alpha ? CONF_FORMAT_PNG : CONF_FORMAT_JPEG;
@@ -617,6 +680,8 @@ static enum resize_status check_bytes(const void *head, size_t head_len, uint64_
         set_reason(err, "not an image");
         return RESIZE_NOT_IMAGE;
     }
+    if (kind == KIND_HEIF || kind == KIND_AVIF)
+        need_heif();
     if (!ki->decoded || ((kind == KIND_HEIF || kind == KIND_AVIF) && !g_heif_load)) {
         set_reason(err, "unsupported format: %s", ki->display);
         return RESIZE_REFUSED;
@@ -1473,6 +1538,8 @@ static enum resize_status make_rendition(struct job *job, size_t i)
     double t0 = now_ms();
 
     enum conf_format f = resolve_format(size->format, job->kind, vips_image_hasalpha(job->base));
+    if (f == CONF_FORMAT_AVIF)
+        need_heif();
     if (f == CONF_FORMAT_AVIF && !g_heif_save) {
         set_reason(job->err,
                    "size '%s': AVIF output is not available (no HEIF support in "

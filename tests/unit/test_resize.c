@@ -200,6 +200,10 @@ static unsigned char *photo_file(int w, int h, const char *suffix, size_t *len)
 
 static unsigned char *save_heif(VipsImage *im, VipsForeignHeifCompression c, size_t *len)
 {
+    bool can_write = false;
+    resize_heif_support(NULL, &can_write); /* opens libvips' HEIF module */
+    if (!can_write)
+        fail_msg("this libvips cannot write HEIF (libheif's encoders missing?)");
     void *buf = NULL;
     if (vips_heifsave_buffer(im, &buf, len, "compression", c, "Q", 90, NULL) != 0)
         fail_msg("heifsave: %s", vips_error_buffer());
@@ -343,6 +347,19 @@ static enum resize_status run(const void *data, size_t len, const struct conf_si
 
 /* ------------------------------------------------------------------------------------------ */
 /* Fixture                                                                                      */
+
+/* Whether a shared object whose path contains `name` is mapped into this process. */
+static bool mapped(const char *name)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, name) != NULL;
+    fclose(f);
+    return found;
+}
 
 static int group_setup(void **state)
 {
@@ -2537,9 +2554,33 @@ static void test_parallel_failures(void **state)
     run_workers(wk, 4, failing_worker);
 }
 
+/* libvips starts without its modules (none of them is mapped after resize_global_init and a
+ * JPEG and a PNG resized, in group_setup), and the HEIF one is opened when first needed; the
+ * others never are. First in the list: any HEIF test before it would have opened the module. */
+static void test_modules_opened_on_demand(void **state)
+{
+    (void)state;
+    if (getenv("VIPSHOME"))
+        skip(); /* the user's prefix: libvips opens its modules at start then (documented) */
+    static const char *const others[] = {"vips-magick", "vips-poppler", "vips-openslide",
+                                         "vips-jxl"};
+    assert_false(mapped("/vips-heif."));
+    assert_false(mapped("libheif"));
+    bool can_read = false, can_write = false;
+    resize_heif_support(&can_read, &can_write);
+    assert_true(can_read);
+    assert_true(can_write);
+    assert_true(mapped("/vips-heif."));
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+        assert_false(mapped(others[i]));
+    /* The environment is as it was: no VIPSHOME for children. */
+    assert_null(getenv("VIPSHOME"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_modules_opened_on_demand),
         cmocka_unit_test_setup(test_sniff, test_setup),
         cmocka_unit_test(test_format_of_mime),
         cmocka_unit_test_setup(test_size_rules, test_setup),
