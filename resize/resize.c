@@ -179,13 +179,15 @@ int resize_global_init(unsigned vips_threads, struct resize_error *err)
     /* glibc raises its mmap threshold to the largest block freed so far (up to 32 MB), and
      * its trim threshold to twice that: after a few photos, the free top of an arena stayed
      * resident, 30 MB and more per arena. Fixed thresholds instead, a trade between page
-     * faults and RSS: blocks of 8 MB and more (a progressive JPEG's coefficients, most of the
-     * time) are mapped and unmapped, smaller ones (the pictures made on the way) are reused
-     * from the arenas, whose free tops go back above 8 MB. Measured on the bench corpus (-j 2,
-     * malloc on huge pages, 4 runs each, 2026-11-27): 2 MB / 4 MB: 3.2-3.4 s, 120,000-130,000
-     * page faults, peak RSS 174-180 MB; 8 / 8 MB: 2.2-2.7 s, 36,000-48,000 faults, 183-188 MB;
-     * 16 / 32 MB: 2.0-2.6 s, 210-227 MB. */
-    mallopt(M_MMAP_THRESHOLD, 8 << 20);
+     * faults and RSS. Blocks of 32 MB and more (the DCT coefficients of the luma of a
+     * progressive JPEG above 16 MP) are mapped and unmapped; smaller ones (those of smaller
+     * photos, the pictures made on the way) are used again from the arena, whose free top goes
+     * back above 8 MB. A block mapped afresh costs its page faults and the kernel's zeroing of
+     * every page, which libjpeg then zeroes again. Bench corpus, -j 2, huge pages, one arena,
+     * 6 interleaved runs each, medians (2026-11-27): mmap threshold 8 MB: 2.32 s, 4.04 CPU s,
+     * 19,100 page faults, peak RSS 169 MB (at most 172); 20 MB: 2.13 s, 3.71 s, 8,400, 177 (185);
+     * 32 MB: 2.19 s, 3.81 s, 6,100, 178 (182); 128 MB: 2.19 s, 3.83 s, 3,600, 181 (187). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 8 << 20);
 #endif
     if (start_vips() != 0) {
