@@ -179,15 +179,16 @@ int resize_global_init(unsigned vips_threads, struct resize_error *err)
     /* glibc raises its mmap threshold to the largest block freed so far (up to 32 MB), and
      * its trim threshold to twice that: after a few photos, the free top of an arena stayed
      * resident, 30 MB and more per arena. Fixed thresholds instead, a trade between page
-     * faults and RSS. Blocks of 32 MB and more (the DCT coefficients of the luma of a
-     * progressive JPEG above 16 MP) are mapped and unmapped; smaller ones (those of smaller
+     * faults and RSS. Blocks of 16 MB and more (the DCT coefficients of the luma of a
+     * progressive JPEG above 8 MP) are mapped and unmapped; smaller ones (those of smaller
      * photos, the pictures made on the way) are used again from the arena, whose free top goes
      * back above 8 MB. A block mapped afresh costs its page faults and the kernel's zeroing of
      * every page, which libjpeg then zeroes again. Bench corpus, -j 2, huge pages, one arena,
-     * 6 interleaved runs each, medians (2026-11-27): mmap threshold 8 MB: 2.32 s, 4.04 CPU s,
-     * 19,100 page faults, peak RSS 169 MB (at most 172); 20 MB: 2.13 s, 3.71 s, 8,400, 177 (185);
-     * 32 MB: 2.19 s, 3.81 s, 6,100, 178 (182); 128 MB: 2.19 s, 3.83 s, 3,600, 181 (187). */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+     * interleaved runs, medians (2026-11-27): mmap threshold 8 MB (8 runs): 2.16 s, 3.78 CPU s,
+     * 19,000 page faults, peak RSS 171 MB (at most 173); 16 MB (18 runs): 2.12 s, 3.68 s,
+     * 10,000 faults, 169 MB (at most 179); 32 MB (18 runs): 2.11 s, 3.63 s, 6,100 faults,
+     * 179 MB, but up to 205 MB when two large decodes met. */
+    mallopt(M_MMAP_THRESHOLD, 16 << 20);
     mallopt(M_TRIM_THRESHOLD, 8 << 20);
 #endif
     if (start_vips() != 0) {
