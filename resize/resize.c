@@ -265,6 +265,10 @@ const char *resize_output_extension(const struct conf_size *size, const char *fo
         return "png";
     if (strcmp(format, "webp") == 0)
         return "webp";
+    /* (resolve_format writes JPEG instead where libheif has no AV1 encoder: AVIF is then most
+     * likely not readable either, and the file is refused before any rendition is named.) */
+    if (strcmp(format, "avif") == 0)
+        return "avif";
     return "jpg";
 }
 

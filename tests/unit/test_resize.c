@@ -477,6 +477,7 @@ static void test_sniff(void **state)
     assert_string_equal(resize_output_extension(&auto_size, "heif"), "jpg");
     assert_string_equal(resize_output_extension(&auto_size, "gif"), "png");
     assert_string_equal(resize_output_extension(&auto_size, "webp"), "webp");
+    assert_string_equal(resize_output_extension(&auto_size, "avif"), "avif"); /* as it is written */
     assert_string_equal(resize_output_extension(&webp, "png"), "webp");
 
     /* Real files from the encoders. */
@@ -1601,6 +1602,10 @@ static void test_input_formats_auto(void **state)
             if (strcmp(outs.o[i].format, cases[k].out_format) != 0)
                 fail_msg("%s in: %s out, expected %s", cases[k].in_format, outs.o[i].format,
                          cases[k].out_format);
+            /* the name the gateway and the function give a rendition before it is made */
+            if (strcmp(outs.o[i].ext, resize_output_extension(&s[i], info.format)) != 0)
+                fail_msg("%s in: .%s written, resize_output_extension says .%s", cases[k].in_format,
+                         outs.o[i].ext, resize_output_extension(&s[i], info.format));
             VipsImage *d = decode(&outs.o[i]);
             assert_int_equal(d->Xsize, i == 0 ? 150 : 640);
             assert_int_equal(d->Ysize, i == 0 ? 150 : 480);
