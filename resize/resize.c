@@ -151,7 +151,8 @@ static gpointer load_heif(gpointer unused)
 
 static void need_heif(void)
 {
-    g_once(&g_heif_once, load_heif, NULL);
+    if (g_ready) /* else libvips has not started: no HEIF (the flags stay false) */
+        g_once(&g_heif_once, load_heif, NULL);
 }
 
 void resize_heif_support(bool *can_read, bool *can_write)

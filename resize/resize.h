@@ -62,9 +62,10 @@ int resize_global_init(unsigned vips_threads, struct resize_error *err);
 
 /* Whether HEIC/AVIF files can be read and AVIF written. libvips' HEIF module is opened the
  * first time a HEIF or AVIF file or an AVIF output needs it (20-30 ms; not at start, which it
- * would slow for every photo that is not one), or by this call. Thread-safe; after
+ * would slow for every photo that is not one), or by this call. Thread-safe; both false before
  * resize_global_init. NULLs allowed. */
 void resize_heif_support(bool *can_read, bool *can_write);
+
 /* At exit (optional; keeps leak checkers quiet). No resize_* call may run or follow. */
 void resize_global_shutdown(void);
 /* Each thread that called resize_* calls this before it exits (libvips keeps per-thread
