@@ -46,7 +46,7 @@
 static bool g_ready;
 
 /* Set once by load_heif, the first time a HEIF or AVIF file or an AVIF output needs them: read
- * them after need_heif() only. */
+ * through heif_can_read / heif_can_write only. */
 static GOnce g_heif_once = G_ONCE_INIT;
 static bool g_heif_load; /* the HEIF module is there (HEIC/AVIF input) */
 static bool g_heif_save; /* ... and can write (AVIF output) */
@@ -155,13 +155,24 @@ static void need_heif(void)
         g_once(&g_heif_once, load_heif, NULL);
 }
 
-void resize_heif_support(bool *can_read, bool *can_write)
+static bool heif_can_read(void)
 {
     need_heif();
+    return g_heif_load;
+}
+
+static bool heif_can_write(void)
+{
+    need_heif();
+    return g_heif_save;
+}
+
+void resize_heif_support(bool *can_read, bool *can_write)
+{
     if (can_read)
-        *can_read = g_heif_load;
+        *can_read = heif_can_read();
     if (can_write)
-        *can_write = g_heif_save;
+        *can_write = heif_can_write();
 }
 
 int resize_global_init(unsigned vips_threads, struct resize_error *err)
@@ -570,8 +581,7 @@ static enum conf_format resolve_format(enum conf_format f, enum resize_kind kind
     case KIND_WEBP:
         return CONF_FORMAT_WEBP;
     case KIND_AVIF:
-        need_heif();
-        if (g_heif_save)
+        if (heif_can_write())
             return CONF_FORMAT_AVIF;
         return alpha ? CONF_FORMAT_PNG : CONF_FORMAT_JPEG;
     case KIND_JPEG:
@@ -688,9 +698,7 @@ static enum resize_status check_bytes(const void *head, size_t head_len, uint64_
         set_reason(err, "not an image");
         return RESIZE_NOT_IMAGE;
     }
-    if (kind == KIND_HEIF || kind == KIND_AVIF)
-        need_heif();
-    if (!ki->decoded || ((kind == KIND_HEIF || kind == KIND_AVIF) && !g_heif_load)) {
+    if (!ki->decoded || ((kind == KIND_HEIF || kind == KIND_AVIF) && !heif_can_read())) {
         set_reason(err, "unsupported format: %s", ki->display);
         return RESIZE_REFUSED;
     }
@@ -1546,9 +1554,7 @@ static enum resize_status make_rendition(struct job *job, size_t i)
     double t0 = now_ms();
 
     enum conf_format f = resolve_format(size->format, job->kind, vips_image_hasalpha(job->base));
-    if (f == CONF_FORMAT_AVIF)
-        need_heif();
-    if (f == CONF_FORMAT_AVIF && !g_heif_save) {
+    if (f == CONF_FORMAT_AVIF && !heif_can_write()) {
         set_reason(job->err,
                    "size '%s': AVIF output is not available (no HEIF support in "
                    "libvips)",
