@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "own_malloc.h"
 #include "resize.h"
 
 #include <spawn.h>
@@ -28,17 +29,6 @@
 extern char **environ;
 
 static const char *g_self; /* this program, for the children */
-
-#if defined(__SANITIZE_ADDRESS__)
-#define OWN_MALLOC 1 /* ASan's allocator replaces glibc's: no glibc tunable applies */
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define OWN_MALLOC 1
-#endif
-#endif
-#ifndef OWN_MALLOC
-#define OWN_MALLOC 0
-#endif
 
 /* VmFlags of the mapping that holds p contain "hg". */
 static bool advised_huge(const void *p)

@@ -2,6 +2,7 @@
  * rules, crops, EXIF orientations, colour (Adobe RGB, Display P3, CMYK, grey, alpha, 16 bits),
  * every input and output format, metadata, quality, hostile inputs (truncated, corrupt, bombs,
  * non-images, refused formats, limits), file descriptors, threads, and leaks. */
+#include "own_malloc.h"
 #include "resize.h"
 
 #include <setjmp.h>
@@ -2524,18 +2525,6 @@ static void test_parallel_big_progressive(void **state)
     }
     run_workers(wk, 3, big_worker);
 }
-
-#if defined(__SANITIZE_ADDRESS__)
-#define OWN_MALLOC                                                                                 \
-    1 /* ASan's allocator replaces glibc's: resize_global_init's settings do not apply */
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define OWN_MALLOC 1
-#endif
-#endif
-#ifndef OWN_MALLOC
-#define OWN_MALLOC 0
-#endif
 
 /* A field of /proc/self/status in KiB ("VmRSS:", "VmHWM:"). */
 static long status_kb(const char *field)
